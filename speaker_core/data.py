@@ -1,0 +1,347 @@
+"""Manifests, the speaker-disjoint split, the in-memory audio cache and the training dataset.
+
+Manifests are NeMo-style JSON lines: ``{"audio_filepath", "duration", "label", "corpus", ...}``.
+
+CLI (the lead wires ``main_prepare`` into ``python -m speaker_core prepare``)::
+
+    python -m speaker_core.data --data ../shared/data/speech --out data/
+
+writes ``data/train.jsonl``, ``data/dev.jsonl`` (absolute paths) and ``data/split.json`` (summary).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+from collections import OrderedDict, defaultdict
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 16000
+
+
+# --------------------------------------------------------------------------------------------
+# manifests
+# --------------------------------------------------------------------------------------------
+def read_manifest(path: str, base_dir: Optional[str] = None) -> List[dict]:
+    """Read a JSON-lines manifest; relative ``audio_filepath`` are resolved against ``base_dir``
+    (default: the manifest's folder). Missing ``corpus`` is derived from the label prefix."""
+    base_dir = base_dir if base_dir is not None else os.path.dirname(os.path.abspath(path))
+    rows = []
+    with open(path, "r", encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            r = json.loads(line)
+            p = r["audio_filepath"]
+            if not os.path.isabs(p):
+                r["audio_filepath"] = os.path.normpath(os.path.join(base_dir, p))
+            if "corpus" not in r:
+                lab = str(r.get("label", ""))
+                r["corpus"] = lab.split("/")[0] if "/" in lab else "default"
+            rows.append(r)
+    return rows
+
+
+def write_manifest(path: str, rows: Iterable[dict]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# split
+# --------------------------------------------------------------------------------------------
+def split_speakers(labels_by_corpus: Dict[str, Iterable[str]], dev_fraction: float = 0.1,
+                   seed: int = 0) -> Tuple[List[str], List[str]]:
+    """Speaker-disjoint train/dev split, done per corpus.
+
+    For every corpus: sort its unique speakers, shuffle them with a generator seeded by
+    ``(seed, corpus)`` and put ``round(dev_fraction * n)`` of them in dev (at least 1 when the corpus
+    has >= 5 speakers, none when it has fewer). Returns ``(train_speakers, dev_speakers)``, both sorted.
+    The result only depends on the sets of labels, the fraction and the seed (not on dict/iteration order).
+    """
+    train: List[str] = []
+    dev: List[str] = []
+    for corpus in sorted(labels_by_corpus):
+        spk = sorted(set(labels_by_corpus[corpus]))
+        n = len(spk)
+        n_dev = int(round(dev_fraction * n))
+        if n >= 5:
+            n_dev = max(1, n_dev)
+        else:
+            n_dev = 0
+        n_dev = min(n_dev, max(n - 1, 0))
+        rng = random.Random(f"{seed}:{corpus}")
+        rng.shuffle(spk)
+        dev.extend(spk[:n_dev])
+        train.extend(spk[n_dev:])
+    return sorted(train), sorted(dev)
+
+
+def labels_by_corpus(rows: Sequence[dict]) -> Dict[str, List[str]]:
+    d: Dict[str, set] = defaultdict(set)
+    for r in rows:
+        d[r.get("corpus", "default")].add(r["label"])
+    return {k: sorted(v) for k, v in d.items()}
+
+
+def summarize(rows: Sequence[dict]) -> Dict[str, dict]:
+    """Speakers / files / minutes per corpus."""
+    out: Dict[str, dict] = {}
+    spk: Dict[str, set] = defaultdict(set)
+    for r in rows:
+        c = r.get("corpus", "default")
+        e = out.setdefault(c, {"speakers": 0, "files": 0, "minutes": 0.0})
+        e["files"] += 1
+        e["minutes"] += float(r.get("duration", 0.0)) / 60.0
+        spk[c].add(r["label"])
+    for c in out:
+        out[c]["speakers"] = len(spk[c])
+        out[c]["minutes"] = round(out[c]["minutes"], 2)
+    return dict(sorted(out.items()))
+
+
+def prepare(data_dir: str, out_dir: str, dev_fraction: float = 0.1, seed: int = 0) -> dict:
+    data_dir = os.path.abspath(data_dir)
+    rows = read_manifest(os.path.join(data_dir, "manifest.jsonl"), base_dir=data_dir)
+    train_spk, dev_spk = split_speakers(labels_by_corpus(rows), dev_fraction, seed)
+    dev_set = set(dev_spk)
+    train_rows = [r for r in rows if r["label"] not in dev_set]
+    dev_rows = [r for r in rows if r["label"] in dev_set]
+    os.makedirs(out_dir, exist_ok=True)
+    write_manifest(os.path.join(out_dir, "train.jsonl"), train_rows)
+    write_manifest(os.path.join(out_dir, "dev.jsonl"), dev_rows)
+    summary = {
+        "source": data_dir, "dev_fraction": dev_fraction, "seed": seed,
+        "train": summarize(train_rows), "dev": summarize(dev_rows),
+        "dev_speakers": dev_spk,
+    }
+    with open(os.path.join(out_dir, "split.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+def main_prepare(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="speaker_core prepare",
+                                 description="Write speaker-disjoint train/dev manifests.")
+    ap.add_argument("--data", default="../shared/data/speech", help="pool folder with manifest.jsonl")
+    ap.add_argument("--out", default="data", help="output folder")
+    ap.add_argument("--dev-fraction", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    s = prepare(a.data, a.out, a.dev_fraction, a.seed)
+    for part in ("train", "dev"):
+        tot = {k: sum(v[k] for v in s[part].values()) for k in ("speakers", "files", "minutes")}
+        print(f"{part}: {tot['speakers']} speakers, {tot['files']} files, {tot['minutes']:.1f} min")
+        for c, v in s[part].items():
+            print(f"  {c:32s} {v['speakers']:4d} spk {v['files']:5d} files {v['minutes']:7.1f} min")
+    print(f"wrote {os.path.join(a.out, 'train.jsonl')} and {os.path.join(a.out, 'dev.jsonl')}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# audio loading / cache
+# --------------------------------------------------------------------------------------------
+def _fallback_load(path: str) -> np.ndarray:
+    import soundfile as sf
+    x, sr = sf.read(path, dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    if sr != SAMPLE_RATE:
+        import torchaudio.functional as AF
+        x = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), sr, SAMPLE_RATE).numpy()
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def load_wave(path: str) -> np.ndarray:
+    """Mono float32 16 kHz. Uses the project's ``speaker_core.audio.load_audio`` when available."""
+    try:
+        from speaker_core.audio import load_audio  # type: ignore
+    except Exception:  # pragma: no cover - before the lead's module lands
+        return _fallback_load(path)
+    return np.asarray(load_audio(path), dtype=np.float32)
+
+
+class AudioCache:
+    """All waves of a manifest decoded once (resampled to 16 kHz) and kept in memory as int16.
+
+    Optionally persisted to ``cache_path`` (.npz with the concatenated samples and offsets), keyed by
+    a hash of the file list so that a stale cache is rebuilt.
+    """
+
+    def __init__(self, paths: Sequence[str], cache_path: Optional[str] = None, verbose: bool = False):
+        self.paths = list(paths)
+        key = hashlib.sha1("\n".join(self.paths).encode()).hexdigest()[:16]
+        if cache_path and os.path.exists(cache_path):
+            try:
+                z = np.load(cache_path, allow_pickle=False)
+                if str(z["key"]) == key:
+                    self._data, self._off = z["data"], z["off"]
+                    return
+            except Exception:
+                pass
+        waves = []
+        it = self.paths
+        if verbose:
+            try:
+                from tqdm import tqdm
+                it = tqdm(it, desc="decode", mininterval=5)
+            except Exception:
+                pass
+        for p in it:
+            x = load_wave(p)
+            waves.append(np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16))
+        self._off = np.zeros(len(waves) + 1, dtype=np.int64)
+        self._off[1:] = np.cumsum([len(w) for w in waves])
+        self._data = np.concatenate(waves) if waves else np.zeros(0, np.int16)
+        if cache_path:
+            os.makedirs(os.path.dirname(os.path.abspath(cache_path)) or ".", exist_ok=True)
+            tmp = cache_path + f".tmp{os.getpid()}.npz"
+            np.savez(tmp, data=self._data, off=self._off, key=np.array(key))
+            os.replace(tmp, cache_path)
+
+    def __len__(self) -> int:
+        return len(self._off) - 1
+
+    def length(self, i: int) -> int:
+        return int(self._off[i + 1] - self._off[i])
+
+    def get(self, i: int) -> np.ndarray:
+        """float32 wave in [-1, 1]."""
+        return self._data[self._off[i]:self._off[i + 1]].astype(np.float32) / 32768.0
+
+    def get_int16(self, i: int) -> np.ndarray:
+        return self._data[self._off[i]:self._off[i + 1]]
+
+
+# --------------------------------------------------------------------------------------------
+# crops / tiling / collate
+# --------------------------------------------------------------------------------------------
+def tile_to(x: np.ndarray, n: int) -> np.ndarray:
+    """Repeat (tile) ``x`` until it has ``n`` samples (NeMo repeats short signals instead of zero-padding)."""
+    if len(x) >= n:
+        return x[:n]
+    if len(x) == 0:
+        return np.zeros(n, dtype=x.dtype)
+    reps = -(-n // len(x))
+    return np.tile(x, reps)[:n]
+
+
+def random_crop(x: np.ndarray, n: int, rng: np.random.RandomState) -> np.ndarray:
+    """A random ``n``-sample window of ``x``; shorter signals are tiled to ``n``."""
+    if len(x) <= n:
+        return tile_to(x, n)
+    start = rng.randint(0, len(x) - n + 1)
+    return x[start:start + n]
+
+
+def collate_waves(batch: Sequence[Tuple[torch.Tensor, int]]):
+    """(wave, label) items -> (wave (B, N), lengths (B,), labels (B,)); shorter waves are tiled to the longest."""
+    n = max(int(w.shape[0]) for w, _ in batch)
+    waves = torch.stack([torch.from_numpy(tile_to(w.numpy(), n)) if w.shape[0] < n else w[:n]
+                         for w, _ in batch])
+    lengths = torch.full((len(batch),), n, dtype=torch.int64)
+    labels = torch.tensor([int(l) for _, l in batch], dtype=torch.int64)
+    return waves, lengths, labels
+
+
+class CropBatchSampler(torch.utils.data.Sampler):
+    """Yields lists of ``(index, crop_samples)``: one random crop length in [min_sec, max_sec] per batch
+    (all items of a batch share it, so no padding is needed).
+
+    An epoch visits every file ``ceil(duration / max_sec)`` times (capped at ``max_visits``), so a 14 s
+    LibriSpeech clip contributes several different crops while a 1 s keyword contributes one.
+    With ``num_replicas > 1`` (DDP) every rank gets a disjoint, equally long share of the epoch.
+    """
+
+    def __init__(self, durations: Sequence[float], batch_size: int, min_sec: float = 2.0,
+                 max_sec: float = 3.0, seed: int = 0, max_visits: int = 4, num_replicas: int = 1,
+                 rank: int = 0, drop_last: bool = True):
+        self.durations = list(durations)
+        self.batch_size = batch_size
+        self.min_sec, self.max_sec = min_sec, max_sec
+        self.seed = seed
+        self.max_visits = max_visits
+        self.num_replicas, self.rank = num_replicas, rank
+        self.drop_last = drop_last
+        self.epoch = 0
+        vis = [min(max_visits, max(1, int(np.ceil(d / max_sec - 0.25)))) for d in self.durations]
+        self.items = np.repeat(np.arange(len(self.durations)), vis)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _num_batches_total(self) -> int:
+        n = len(self.items) // self.batch_size
+        return n if self.drop_last else -(-len(self.items) // self.batch_size)
+
+    def __len__(self) -> int:
+        return self._num_batches_total() // self.num_replicas
+
+    def __iter__(self):
+        rng = np.random.RandomState((self.seed * 1000003 + self.epoch) % (2 ** 31))
+        order = self.items[rng.permutation(len(self.items))]
+        nb = len(self)
+        total = nb * self.num_replicas
+        lens = rng.uniform(self.min_sec, self.max_sec, size=total)
+        for b in range(nb):
+            gb = b * self.num_replicas + self.rank
+            idx = order[gb * self.batch_size:(gb + 1) * self.batch_size]
+            if len(idx) == 0:
+                continue
+            n = int(round(lens[gb] * SAMPLE_RATE))
+            yield [(int(i), n) for i in idx]
+
+
+class TrainDataset(torch.utils.data.Dataset):
+    """Random crops from the cached waves. ``__getitem__((index, crop_samples))`` -> (wave, label_id, index).
+
+    ``augment`` is an optional callable ``(wave_tensor, rng) -> wave_tensor`` (see speaker_core.augment).
+    """
+
+    def __init__(self, rows: Sequence[dict], cache: AudioCache, labels: Optional[List[str]] = None,
+                 seed: int = 0, augment=None, default_crop_sec: float = 3.0):
+        self.rows = list(rows)
+        self.cache = cache
+        self.labels = labels if labels is not None else sorted({r["label"] for r in self.rows})
+        self.label_to_id = {l: i for i, l in enumerate(self.labels)}
+        self.targets = [self.label_to_id[r["label"]] for r in self.rows]
+        self.seed = seed
+        self.augment = augment
+        self.default_crop = int(default_crop_sec * SAMPLE_RATE)
+        self._rng = np.random.RandomState(seed)
+
+    def reseed(self, seed: int) -> None:
+        self._rng = np.random.RandomState(seed % (2 ** 31))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item):
+        if isinstance(item, tuple):
+            i, n = item
+        else:
+            i, n = int(item), self.default_crop
+        x = random_crop(self.cache.get(i), n, self._rng)
+        w = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        if self.augment is not None:
+            w = self.augment(w, self._rng)
+        return w, self.targets[i], i
+
+
+def collate_train(batch):
+    """(wave, label, index) items -> (wave (B, N), lengths (B,), labels (B,), indices (B,))."""
+    waves, lengths, labels = collate_waves([(w, l) for w, l, _ in batch])
+    idx = torch.tensor([i for _, _, i in batch], dtype=torch.int64)
+    return waves, lengths, labels, idx
+
+
+if __name__ == "__main__":
+    sys.exit(main_prepare())

@@ -1,0 +1,94 @@
+import json
+import os
+
+import numpy as np
+import torch
+
+from speaker_core.data import (AudioCache, CropBatchSampler, TrainDataset, collate_train, collate_waves,
+                               prepare, random_crop, read_manifest, split_speakers, tile_to)
+
+
+def _labels():
+    return {
+        "a": [f"a/s{i:02d}" for i in range(30)],
+        "b": [f"b/s{i}" for i in range(6)],
+        "c": [f"c/s{i}" for i in range(3)],
+    }
+
+
+def test_split_disjoint_and_deterministic():
+    lab = _labels()
+    tr, dv = split_speakers(lab, dev_fraction=0.1, seed=0)
+    assert not set(tr) & set(dv)
+    assert set(tr) | set(dv) == {s for v in lab.values() for s in v}
+    assert sum(s.startswith("a/") for s in dv) == 3
+    assert sum(s.startswith("b/") for s in dv) == 1  # at least 1 for >= 5 speakers
+    assert sum(s.startswith("c/") for s in dv) == 0  # < 5 speakers: all train
+    # deterministic, independent of input order
+    lab2 = {k: list(reversed(v)) for k, v in reversed(list(lab.items()))}
+    assert split_speakers(lab2, 0.1, 0) == (tr, dv)
+    assert split_speakers(lab, 0.1, 1) != (tr, dv)
+
+
+def test_tile_and_crop_lengths():
+    x = np.arange(5, dtype=np.float32)
+    t = tile_to(x, 12)
+    assert len(t) == 12 and list(t[:7]) == [0, 1, 2, 3, 4, 0, 1]
+    rng = np.random.RandomState(0)
+    long = np.arange(100, dtype=np.float32)
+    for _ in range(20):
+        c = random_crop(long, 30, rng)
+        assert len(c) == 30 and c[-1] - c[0] == 29
+    assert len(random_crop(x, 30, rng)) == 30
+    w, l, y = collate_waves([(torch.ones(10), 1), (torch.arange(4.0), 2)])
+    assert w.shape == (2, 10) and l.tolist() == [10, 10] and y.tolist() == [1, 2]
+    assert w[1].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+
+
+def _write_wav(path, n, sr=16000, seed=0):
+    import soundfile as sf
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sf.write(path, np.random.RandomState(seed).uniform(-0.5, 0.5, n).astype(np.float32), sr)
+
+
+def test_prepare_cache_and_dataset(tmp_path):
+    root = tmp_path / "pool"
+    rows = []
+    for c, nspk in (("x", 6), ("y", 2)):
+        for s in range(nspk):
+            for k in range(2):
+                rel = f"{c}/{s}/{k}.flac"
+                sr = 8000 if c == "y" else 16000
+                n = sr * (1 + k)
+                _write_wav(str(root / rel), n, sr, seed=s * 10 + k)
+                rows.append({"audio_filepath": rel, "duration": n / sr, "label": f"{c}/{s}", "corpus": c})
+    with open(root / "manifest.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    out = tmp_path / "data"
+    s = prepare(str(root), str(out))
+    tr = read_manifest(str(out / "train.jsonl"))
+    dv = read_manifest(str(out / "dev.jsonl"))
+    assert len(tr) + len(dv) == len(rows) and len(dv) == 2
+    assert all(os.path.isabs(r["audio_filepath"]) for r in tr)
+    cache = AudioCache([r["audio_filepath"] for r in tr], cache_path=str(tmp_path / "c.npz"))
+    # 8 kHz files are resampled to 16 kHz
+    for i, r in enumerate(tr):
+        assert abs(cache.length(i) - round(r["duration"] * 16000)) <= 2
+    cache2 = AudioCache([r["audio_filepath"] for r in tr], cache_path=str(tmp_path / "c.npz"))
+    assert np.array_equal(cache2.get_int16(3), cache.get_int16(3))
+    ds = TrainDataset(tr, cache, seed=0)
+    sampler = CropBatchSampler([r["duration"] for r in tr], batch_size=3, min_sec=0.5, max_sec=1.5, seed=0)
+    dl = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_train)
+    nb = 0
+    for w, l, y, idx in dl:
+        nb += 1
+        assert w.shape[0] == 3 and 8000 <= w.shape[1] <= 24000 and (l == w.shape[1]).all()
+        assert torch.isfinite(w).all()
+    assert nb == len(sampler) > 0
+    # DDP shares are disjoint
+    a = CropBatchSampler([1.0] * 20, 2, seed=1, num_replicas=2, rank=0)
+    b = CropBatchSampler([1.0] * 20, 2, seed=1, num_replicas=2, rank=1)
+    ia = {i for batch in a for i, _ in batch}
+    ib = {i for batch in b for i, _ in batch}
+    assert not ia & ib and len(a) == len(b) == 5

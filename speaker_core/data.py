@@ -161,12 +161,14 @@ def _fallback_load(path: str) -> np.ndarray:
 
 
 def load_wave(path: str) -> np.ndarray:
-    """Mono float32 16 kHz. Uses the project's ``speaker_core.audio.load_audio`` when available."""
+    """Mono float32 16 kHz. Uses the project's ``speaker_core.audio`` reader/resampler when available,
+    without its user-facing validation (training data holds 0.2 s digits that the app would reject)."""
     try:
-        from speaker_core.audio import load_audio  # type: ignore
+        from speaker_core.audio import read_file, to_mono_16k  # type: ignore
     except Exception:  # pragma: no cover - before the lead's module lands
         return _fallback_load(path)
-    return np.asarray(load_audio(path), dtype=np.float32)
+    data, sr = read_file(path)
+    return np.ascontiguousarray(to_mono_16k(data, sr), dtype=np.float32)
 
 
 class AudioCache:

@@ -1,0 +1,199 @@
+"""Waveform augmentation on 1-D float tensors (16 kHz), seeded by a ``numpy.random.RandomState``.
+
+Every transform keeps the shape (number of samples) and returns finite values. They are cheap enough to
+run in the training loop on 2 CPU cores (FFT convolutions and small-ratio polyphase resampling only).
+
+Why augment at all: in the pool every speaker comes from a single recording session, so channel and
+speaker are confounded. Noise, reverberation, band-limiting and gain changes make the channel vary
+within a speaker, so the model has to rely on the voice.
+
+Speed perturbation keeps the speaker label. Kaldi/NeMo recipes sometimes treat a speed-perturbed copy
+as a new speaker (it shifts pitch and formants by the same factor), but those recipes have many
+sessions per speaker. Here each speaker has one session, and +-5 % is well inside the natural
+pitch/rate variation of one person across days; calling it a new identity would double the classes with
+near-duplicate voices and teach the model that a 5 % shift is an identity change, which is the opposite
+of the invariance we want for verification across sessions.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SR = 16000
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    return x.pow(2).mean().clamp_min(1e-12).sqrt()
+
+
+# --------------------------------------------------------------------------------------------
+# noise generators
+# --------------------------------------------------------------------------------------------
+def colored_noise(n: int, rng: np.random.RandomState, exponent: float = 0.0) -> torch.Tensor:
+    """Gaussian noise with a 1/f**exponent power spectrum: 0 white, 1 pink, 2 brown. Unit RMS."""
+    white = rng.standard_normal(n).astype(np.float32)
+    if exponent == 0.0:
+        x = torch.from_numpy(white)
+    else:
+        spec = torch.fft.rfft(torch.from_numpy(white))
+        f = torch.arange(spec.shape[0], dtype=torch.float32)
+        f[0] = 1.0
+        spec = spec / f.pow(exponent / 2.0)
+        spec[0] = 0.0
+        x = torch.fft.irfft(spec, n=n)
+    return x / _rms(x)
+
+
+def babble_noise(n: int, rng: np.random.RandomState, sources: Callable[[np.random.RandomState], np.ndarray],
+                 k_min: int = 3, k_max: int = 6) -> torch.Tensor:
+    """Babble: the sum of 3-6 other utterances (random crops, tiled when short), each at unit RMS. Unit RMS."""
+    k = rng.randint(k_min, k_max + 1)
+    acc = torch.zeros(n)
+    for _ in range(k):
+        x = np.asarray(sources(rng), dtype=np.float32)
+        if len(x) == 0:
+            continue
+        if len(x) < n:
+            x = np.tile(x, -(-n // len(x)))
+        s = rng.randint(0, len(x) - n + 1)
+        t = torch.from_numpy(np.ascontiguousarray(x[s:s + n]))
+        acc += t / _rms(t)
+    if float(_rms(acc)) < 1e-6:
+        return colored_noise(n, rng, 1.0)
+    return acc / _rms(acc)
+
+
+def add_noise(wave: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Tensor:
+    """wave + noise scaled so that 10*log10(P_wave / P_noise) == snr_db (powers over the whole clip)."""
+    noise = noise[: wave.shape[-1]]
+    p_s = wave.pow(2).mean()
+    p_n = noise.pow(2).mean().clamp_min(1e-20)
+    if float(p_s) <= 0.0:
+        return wave.clone()
+    scale = torch.sqrt(p_s / (p_n * 10.0 ** (snr_db / 10.0)))
+    return wave + scale * noise
+
+
+# --------------------------------------------------------------------------------------------
+# other transforms
+# --------------------------------------------------------------------------------------------
+def fit_length(x: torch.Tensor, n: int, rng: Optional[np.random.RandomState] = None) -> torch.Tensor:
+    """Crop (random or centre) or tile ``x`` to ``n`` samples."""
+    m = x.shape[-1]
+    if m == n:
+        return x
+    if m > n:
+        s = rng.randint(0, m - n + 1) if rng is not None else (m - n) // 2
+        return x[s:s + n]
+    reps = -(-n // m)
+    return x.repeat(reps)[:n]
+
+
+def speed_perturb(wave: torch.Tensor, factor: float, rng: Optional[np.random.RandomState] = None) -> torch.Tensor:
+    """Play ``factor`` times faster (pitch and tempo together, like sox ``speed``), then fit to the
+    original length. The factor is quantised to 1/100 so the polyphase filter stays small."""
+    import torchaudio.functional as AF
+    num = int(round(factor * 100))
+    if num == 100:
+        return wave
+    y = AF.resample(wave.unsqueeze(0), orig_freq=num, new_freq=100).squeeze(0)
+    return fit_length(y, wave.shape[-1], rng)
+
+
+def gain(wave: torch.Tensor, db: float) -> torch.Tensor:
+    return wave * (10.0 ** (db / 20.0))
+
+
+def telephone(wave: torch.Tensor, mode: str = "bandpass") -> torch.Tensor:
+    """Telephone channel: ``bandpass`` (300-3400 Hz biquads) or ``8k`` (down to 8 kHz and back)."""
+    import torchaudio.functional as AF
+    if mode == "8k":
+        y = AF.resample(AF.resample(wave.unsqueeze(0), SR, 8000), 8000, SR).squeeze(0)
+        return fit_length(y, wave.shape[-1])
+    y = AF.highpass_biquad(wave.unsqueeze(0), SR, 300.0)
+    y = AF.lowpass_biquad(y, SR, 3400.0)
+    y = AF.highpass_biquad(y, SR, 300.0)
+    y = AF.lowpass_biquad(y, SR, 3400.0)
+    return y.squeeze(0)
+
+
+def synthetic_rir(rng: np.random.RandomState, rt60: float, sr: int = SR, max_len: float = 0.6) -> torch.Tensor:
+    """Exponentially decaying Gaussian noise (energy falls 60 dB in ``rt60`` s) after a unit direct path."""
+    n = max(8, int(min(rt60, max_len) * sr))
+    t = np.arange(n, dtype=np.float32) / sr
+    decay = np.exp(-6.9078 * t / max(rt60, 1e-3))  # amplitude: 20*log10(e^-6.9078) = -60 dB at t = rt60
+    h = rng.standard_normal(n).astype(np.float32) * decay
+    pre = int(0.001 * sr)  # the first millisecond is the direct path only
+    h[:pre] = 0.0
+    h *= 0.3 / max(np.sqrt((h ** 2).sum()), 1e-8) * rng.uniform(0.5, 2.0)
+    h[0] = 1.0
+    return torch.from_numpy(h)
+
+
+def reverb(wave: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
+    """Convolve with ``rir`` (FFT), keep the first len(wave) samples and the original RMS."""
+    n = wave.shape[-1]
+    m = n + rir.shape[-1] - 1
+    nfft = 1 << (m - 1).bit_length()
+    y = torch.fft.irfft(torch.fft.rfft(wave, nfft) * torch.fft.rfft(rir, nfft), nfft)[:n]
+    return y * (_rms(wave) / _rms(y))
+
+
+# --------------------------------------------------------------------------------------------
+# the training-time pipeline
+# --------------------------------------------------------------------------------------------
+class Augmenter:
+    """Random chain: speed -> reverb -> telephone -> noise -> gain, each with its own probability.
+
+    ``babble_source(rng) -> np.ndarray`` returns a random other training utterance (float32, 16 kHz); without
+    it babble is replaced by pink noise. Call as ``aug(wave, rng)``.
+    """
+
+    def __init__(self, p_noise: float = 0.5, snr_db: Sequence[float] = (0.0, 15.0),
+                 noise_kinds: Sequence[str] = ("white", "pink", "brown", "babble"),
+                 p_speed: float = 0.3, speeds: Sequence[float] = (0.95, 1.05),
+                 p_gain: float = 0.5, gain_db: Sequence[float] = (-6.0, 6.0),
+                 p_telephone: float = 0.15, p_reverb: float = 0.25, rt60: Sequence[float] = (0.15, 0.8),
+                 babble_source: Optional[Callable[[np.random.RandomState], np.ndarray]] = None):
+        self.p_noise, self.snr_db, self.noise_kinds = p_noise, tuple(snr_db), tuple(noise_kinds)
+        self.p_speed, self.speeds = p_speed, tuple(speeds)
+        self.p_gain, self.gain_db = p_gain, tuple(gain_db)
+        self.p_telephone, self.p_reverb, self.rt60 = p_telephone, p_reverb, tuple(rt60)
+        self.babble_source = babble_source
+
+    @classmethod
+    def from_config(cls, cfg: Optional[dict], babble_source=None) -> Optional["Augmenter"]:
+        if not cfg or not cfg.get("enabled", True):
+            return None
+        kw = {k: v for k, v in cfg.items() if k != "enabled"}
+        return cls(babble_source=babble_source, **kw)
+
+    def noise(self, n: int, rng: np.random.RandomState) -> torch.Tensor:
+        kind = self.noise_kinds[rng.randint(len(self.noise_kinds))]
+        if kind == "babble" and self.babble_source is not None:
+            return babble_noise(n, rng, self.babble_source)
+        exp = {"white": 0.0, "pink": 1.0, "brown": 2.0}.get(kind, 1.0)
+        return colored_noise(n, rng, exp)
+
+    def __call__(self, wave: torch.Tensor, rng: np.random.RandomState) -> torch.Tensor:
+        x = wave
+        n = x.shape[-1]
+        if rng.rand() < self.p_speed:
+            x = speed_perturb(x, rng.uniform(*self.speeds), rng)
+        if rng.rand() < self.p_reverb:
+            x = reverb(x, synthetic_rir(rng, rng.uniform(*self.rt60)))
+        if rng.rand() < self.p_telephone:
+            x = telephone(x, "bandpass" if rng.rand() < 0.5 else "8k")
+        if rng.rand() < self.p_noise:
+            x = add_noise(x, self.noise(n, rng), rng.uniform(*self.snr_db))
+        if rng.rand() < self.p_gain:
+            x = gain(x, rng.uniform(*self.gain_db))
+        peak = float(x.abs().max()) if n else 0.0
+        if peak > 1.0:
+            x = x / peak
+        x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        return x.contiguous()

@@ -1,0 +1,158 @@
+"""The public API: `load_model` returns a `Recognizer` that embeds audio and verifies pairs.
+
+The `SpeakerModel` network only sees tensors; everything that touches files lives here.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import SAMPLE_RATE, Clip, load_clip
+from .checkpoint import CheckpointError, load_checkpoint
+from .model import SpeakerModel
+from .scoring import DEFAULT_THRESHOLD
+
+CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
+DEFAULT_MODEL = "speakernet-m"
+
+
+class ModelNotFoundError(CheckpointError, FileNotFoundError):
+    """No checkpoint of that name or path exists."""
+
+
+@dataclass
+class VerifyResult:
+    score: float          # cosine similarity in [-1, 1]
+    same_speaker: bool
+    threshold: float
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def available_models(directory: Path | None = None) -> list[str]:
+    """Names of the shipped checkpoints plus any .pt/.nemo file in the checkpoints folder."""
+    d = Path(directory or CHECKPOINT_DIR)
+    if not d.is_dir():
+        return []
+    return sorted(p.stem if p.suffix == ".pt" else p.name for p in d.iterdir() if p.suffix in (".pt", ".nemo") and p.is_file())
+
+
+def resolve(name_or_path: str | os.PathLike | None) -> Path:
+    if name_or_path is None:
+        name_or_path = DEFAULT_MODEL
+    p = Path(os.fspath(name_or_path))
+    if p.suffix in (".pt", ".nemo") and p.is_file():
+        return p
+    for cand in (CHECKPOINT_DIR / f"{p.name}.pt", CHECKPOINT_DIR / p.name):
+        if cand.is_file():
+            return cand
+    if p.suffix in (".pt", ".nemo"):
+        raise ModelNotFoundError(f"Checkpoint file not found: {p}")
+    raise ModelNotFoundError(
+        f"No checkpoint named {str(name_or_path)!r} in {CHECKPOINT_DIR}. Shipped: {available_models() or 'none yet'}. "
+        "Train one with `python -m speaker_core train configs/speakernet-m.yaml`, or pass a path to a .pt or .nemo file."
+    )
+
+
+class Recognizer:
+    """A loaded speaker model with audio-level methods.
+
+    >>> # rec = load_model(); rec.verify("a.wav", "b.wav").same_speaker
+    """
+
+    def __init__(self, net: SpeakerModel, device=None, name: str | None = None):
+        self.device = torch.device(device) if device is not None else default_device()
+        self.net = net.to(self.device).eval()
+        self.name = name or net.config.name
+        self.autocast = False  # opt-in fp16/bf16 on CUDA; the features and SE always stay fp32
+
+    @property
+    def config(self):
+        return self.net.config
+
+    @property
+    def labels(self) -> list[str]:
+        return self.net.labels
+
+    @property
+    def meta(self) -> dict:
+        return self.net.meta
+
+    @property
+    def emb_dim(self) -> int:
+        return self.net.emb_dim
+
+    @property
+    def threshold(self) -> float:
+        """Calibrated cosine threshold (dev-set EER point) when the checkpoint has one, else DEFAULT_THRESHOLD."""
+        cal = self.meta.get("calibration") or {}
+        return float(cal.get("threshold", DEFAULT_THRESHOLD))
+
+    def _forward(self, waves: list[np.ndarray]) -> torch.Tensor:
+        lengths = torch.tensor([w.size for w in waves], dtype=torch.long)
+        batch = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32)
+        for i, w in enumerate(waves):
+            batch[i, : w.size] = torch.from_numpy(w)
+        batch, lengths = batch.to(self.device, non_blocking=True), lengths.to(self.device)
+        use_amp = self.autocast and self.device.type == "cuda"
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=use_amp):
+            return self.net(batch, lengths).float()                               # (B, D)
+
+    @staticmethod
+    def _finish(emb: torch.Tensor, normalize: bool) -> np.ndarray:
+        if normalize:
+            emb = torch.nn.functional.normalize(emb, dim=-1)
+        return emb.cpu().numpy().astype(np.float32, copy=False)
+
+    def embed(self, waveform, sample_rate: int = SAMPLE_RATE, normalize: bool = True) -> np.ndarray:
+        """Embed one waveform at any sample rate -> (D,) float32 (L2-normalised unless normalize=False)."""
+        clip = load_clip(waveform, sample_rate=sample_rate)
+        return self._finish(self._forward([clip.wave])[0], normalize)
+
+    def embed_file(self, path, normalize: bool = True) -> np.ndarray:
+        """Embed a whole audio file in one pass, as NeMo's get_embedding does -> (D,) float32."""
+        return self._finish(self._forward([load_clip(path).wave])[0], normalize)
+
+    def embed_clip(self, clip: Clip, normalize: bool = True) -> np.ndarray:
+        return self._finish(self._forward([clip.wave])[0], normalize)
+
+    def embed_batch(self, items, normalize: bool = True, batch_size: int | None = None) -> np.ndarray:
+        """Embed paths, `(wave, sr)` pairs or Clips -> (N, D). Batches are length-sorted; padding never leaks."""
+        waves = [load_clip(it).wave for it in items]
+        if not waves:
+            return np.zeros((0, self.emb_dim), np.float32)
+        batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
+        order = np.argsort([w.size for w in waves])
+        out = torch.empty(len(waves), self.emb_dim)
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            out[torch.as_tensor(idx)] = self._forward([waves[i] for i in idx]).cpu()
+        return self._finish(out, normalize)
+
+    def score(self, a, b) -> float:
+        """Cosine similarity of two clips (paths, `(wave, sr)` pairs or Clips)."""
+        ea, eb = self.embed_batch([a, b])
+        return float(np.dot(ea, eb))
+
+    def verify(self, a, b, threshold: float | None = None) -> VerifyResult:
+        """Same speaker when cosine >= threshold (the checkpoint's calibrated threshold by default)."""
+        t = self.threshold if threshold is None else float(threshold)
+        s = self.score(a, b)
+        return VerifyResult(score=s, same_speaker=s >= t, threshold=t)
+
+
+def load_model(name_or_path=None, device=None) -> Recognizer:
+    """Load a shipped checkpoint by name ("speakernet-m", "ecapa-small"), or a `.pt` / `.nemo` file by path.
+
+    With no argument, loads the default shipped checkpoint (checkpoints/speakernet-m.pt).
+    """
+    path = resolve(name_or_path)
+    net = load_checkpoint(path)
+    name = path.stem if path.suffix == ".pt" else path.name
+    return Recognizer(net, device=device, name=name)

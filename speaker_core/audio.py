@@ -1,0 +1,177 @@
+"""Audio in: read a file or take a waveform, downmix to mono, resample to 16 kHz, and reject bad input.
+
+Every failure raises a subclass of `AudioError` (itself a `ValueError`) whose message can be shown to a user.
+
+>>> import numpy as np
+>>> clip = load_clip((np.sin(np.arange(16000) / 5).astype("float32") * 0.3, 16000))
+>>> round(clip.duration, 2), clip.sample_rate
+(1.0, 16000)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+SAMPLE_RATE = 16000
+# Below half a second the statistics pooling sees fewer than 50 frames and embeddings become
+# unreliable (NeMo itself fails at a single frame); 0.5 s still admits 1 s keyword clips.
+MIN_DURATION = 0.5
+# A clip whose loudest 25 ms frame stays under -60 dBFS carries no usable signal.
+SILENCE_DBFS = -60.0
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+class AudioError(ValueError):
+    """Base class for every bad-input error raised by this module."""
+
+
+class AudioFileError(AudioError):
+    """The file is missing, unreadable, corrupt or not audio."""
+
+
+class EmptyAudioError(AudioError):
+    """The audio holds no samples."""
+
+
+class NonFiniteAudioError(AudioError):
+    """The audio holds NaN or infinite samples."""
+
+
+class TooShortError(AudioError):
+    """The clip is shorter than MIN_DURATION."""
+
+
+class SilentAudioError(AudioError):
+    """The clip is digital silence or near it."""
+
+
+@dataclass
+class Clip:
+    wave: np.ndarray          # (N,) float32, mono, 16 kHz
+    orig_sample_rate: int
+    duration: float           # seconds kept (after truncation)
+    orig_duration: float      # seconds in the source
+    truncated: bool
+    speech_fraction: float    # share of 25 ms frames an energy detector calls active
+    clipped_fraction: float   # share of samples at or above 0.999 full scale
+    sample_rate: int = SAMPLE_RATE
+
+
+def read_file(path) -> tuple[np.ndarray, int]:
+    """Read any soundfile-supported file (WAV, FLAC, OGG, MP3) as float32 (N, C) plus its rate."""
+    p = Path(os.fspath(path))
+    if not p.exists():
+        raise AudioFileError(f"Audio file not found: {p.name}")
+    if not p.is_file():
+        raise AudioFileError(f"Not a regular file: {p.name}")
+    size = p.stat().st_size
+    if size == 0:
+        raise EmptyAudioError(f"The file {p.name} is empty (0 bytes).")
+    if size > MAX_FILE_BYTES:
+        raise AudioFileError(f"The file {p.name} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB.")
+    try:
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile raises several types for corrupt or foreign data
+        raise AudioFileError(
+            f"Could not decode {p.name} as audio (WAV, FLAC, OGG or MP3 expected): {str(e).splitlines()[0][:200]}"
+        ) from None
+    return data, int(sr)
+
+
+def to_mono_16k(data, sample_rate: int) -> np.ndarray:
+    """Downmix (N,) / (N, C) audio to mono and resample to 16 kHz with torchaudio. No copy when already mono 16 kHz."""
+    x = np.asarray(data)
+    if x.dtype != np.float32:
+        if np.issubdtype(x.dtype, np.integer):
+            x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
+        else:
+            x = x.astype(np.float32)
+    if x.ndim == 2:
+        # Accept (N, C) as soundfile gives and (C, N) as torchaudio gives: channels are the short axis.
+        x = x.mean(axis=1 if x.shape[1] <= x.shape[0] else 0, dtype=np.float32)
+    elif x.ndim != 1:
+        raise AudioError(f"Expected a 1-D or 2-D waveform, got shape {tuple(x.shape)}.")
+    if x.size == 0:
+        raise EmptyAudioError("The audio holds no samples.")
+    if not np.isfinite(x).all():
+        raise NonFiniteAudioError("The audio contains NaN or infinite samples.")
+    sample_rate = int(sample_rate)
+    if sample_rate <= 0:
+        raise AudioError(f"Invalid sample rate {sample_rate}.")
+    if sample_rate != SAMPLE_RATE:
+        import torchaudio.functional as AF
+
+        x = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), sample_rate, SAMPLE_RATE).numpy()
+    return x
+
+
+def frame_db(wave: np.ndarray, frame: int = 400, hop: int = 160) -> np.ndarray:
+    """Energy of 25 ms frames in dBFS (a full-scale sine reads -3 dB)."""
+    if wave.size < frame:
+        wave = np.pad(wave, (0, frame - wave.size))
+    n = 1 + (wave.size - frame) // hop
+    idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
+    rms = np.sqrt(np.mean(wave[idx].astype(np.float64) ** 2, axis=1))
+    return 20 * np.log10(rms + 1e-10)
+
+
+def speech_fraction(wave: np.ndarray) -> float:
+    """Share of frames clearly above the clip's own noise floor: a cheap energy VAD, not a speech model."""
+    db = frame_db(wave)
+    floor = np.percentile(db, 10)
+    return float(np.mean(db > max(floor + 8.0, SILENCE_DBFS + 5.0)))
+
+
+def validate(wave: np.ndarray, min_duration: float = MIN_DURATION) -> None:
+    """Raise TooShortError / SilentAudioError for 16 kHz mono audio that cannot be embedded."""
+    dur = wave.size / SAMPLE_RATE
+    if dur < min_duration:
+        raise TooShortError(f"The clip is {dur:.2f} s long; at least {min_duration:.1f} s of speech is needed.")
+    if frame_db(wave).max() < SILENCE_DBFS:
+        raise SilentAudioError("The clip is silent (no frame above -60 dBFS). Check the microphone or the file.")
+
+
+def load_audio(source, sample_rate: int | None = None, min_duration: float = MIN_DURATION) -> np.ndarray:
+    """Return validated mono 16 kHz float32 audio from a path, a `(wave, sr)` pair, or a waveform plus `sample_rate`."""
+    return load_clip(source, sample_rate=sample_rate, min_duration=min_duration).wave
+
+
+def load_clip(source, sample_rate: int | None = None, max_seconds: float | None = None,
+              min_duration: float = MIN_DURATION) -> Clip:
+    """Like `load_audio`, plus the facts an app shows about a clip. Clips over `max_seconds` are truncated."""
+    if source is None:
+        raise AudioFileError("No audio was given.")
+    if isinstance(source, Clip):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        data, sr = read_file(source)
+    elif isinstance(source, tuple) and len(source) == 2:
+        data, sr = source
+        if isinstance(data, (int, np.integer)) and not isinstance(sr, (int, np.integer)):
+            sr, data = data, sr  # Gradio's numpy audio is (sample_rate, data)
+    else:
+        if sample_rate is None:
+            raise AudioError("A raw waveform needs its sample_rate.")
+        data, sr = source, sample_rate
+    if isinstance(data, torch.Tensor):
+        data = data.detach().cpu().numpy()
+    wave = to_mono_16k(data, sr)
+    orig = wave.size / SAMPLE_RATE
+    truncated = max_seconds is not None and orig > max_seconds
+    if truncated:
+        wave = wave[: int(max_seconds * SAMPLE_RATE)]
+    validate(wave, min_duration)
+    return Clip(
+        wave=wave,
+        orig_sample_rate=int(sr),
+        duration=wave.size / SAMPLE_RATE,
+        orig_duration=orig,
+        truncated=bool(truncated),
+        speech_fraction=speech_fraction(wave),
+        clipped_fraction=float(np.mean(np.abs(wave) >= 0.999)),
+    )

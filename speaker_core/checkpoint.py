@@ -1,0 +1,107 @@
+"""Checkpoints: our own `.pt` format and import of NeMo `.nemo` archives. No pickled code ever runs.
+
+Our format is a `torch.save` dict of plain data, loaded with `torch.load(weights_only=True)`:
+    {"format": "speaker_core/1", "config": {...}, "state_dict": {name: tensor}, "labels": [...], "meta": {...}}
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from .model import ModelConfig, SpeakerModel, config_from_dict, config_to_dict
+
+FORMAT = "speaker_core/1"
+MAX_CHECKPOINT_BYTES = 2 * 1024**3
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, malformed, of the wrong kind or unsafe."""
+
+
+def save_checkpoint(path, model: SpeakerModel, labels=None, meta: dict | None = None,
+                    half: bool = False, drop_head: bool = False) -> None:
+    """Write `model` with its config, labels and metadata. `half` stores fp16; `drop_head` drops the classifier."""
+    cfg = model.config
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    cfg_dict = config_to_dict(cfg)
+    if drop_head:
+        state = {k: v for k, v in state.items() if not k.startswith("decoder.final.")}
+        cfg_dict["decoder"]["num_classes"] = 0
+    if half:
+        # The mel filterbank and window stay fp32: they define the features, not learned weights.
+        state = {k: (v.half() if v.is_floating_point() and not k.startswith("features.") else v) for k, v in state.items()}
+    labels = list(model.labels if labels is None else labels)
+    payload = {
+        "format": FORMAT,
+        "config": cfg_dict,
+        "state_dict": state,
+        "labels": [] if drop_head else [str(x) for x in labels],
+        "meta": dict(model.meta if meta is None else meta),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # atomic: a crash mid-write never leaves a truncated checkpoint behind
+
+
+def build_model(cfg: ModelConfig, state: dict, labels=(), meta=None) -> SpeakerModel:
+    try:
+        model = SpeakerModel(cfg)
+    except Exception as e:
+        raise CheckpointError(f"Invalid model config in checkpoint: {e}") from None
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    if cfg.decoder.num_classes == 0:
+        state = {k: v for k, v in state.items() if not k.startswith("decoder.final.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"Checkpoint weights do not match its config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    model.labels = [str(x) for x in labels]
+    model.meta = dict(meta or {})
+    return model.eval()
+
+
+def load_checkpoint(path, device=None) -> SpeakerModel:
+    """Load a `.pt` (ours) or `.nemo` (NeMo) checkpoint into a SpeakerModel in eval mode."""
+    p = Path(os.fspath(path))
+    if not p.is_file():
+        raise CheckpointError(f"Checkpoint not found: {p}")
+    if p.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"Checkpoint {p.name} is larger than {MAX_CHECKPOINT_BYTES // 2**30} GB.")
+    if p.suffix == ".nemo":
+        from .nemo import load_nemo
+
+        model = load_nemo(p)
+    else:
+        model = _load_native(p)
+    if device is not None:
+        model = model.to(device)
+    return model
+
+
+def _load_native(p: Path) -> SpeakerModel:
+    try:
+        payload = torch.load(io.BytesIO(p.read_bytes()), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{p.name} is not a readable speaker_core checkpoint: {str(e).splitlines()[0][:200]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{p.name} is not a speaker_core checkpoint (no '{FORMAT}' format tag).")
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{p.name} has no valid state_dict.")
+    try:
+        cfg = config_from_dict(payload["config"])
+    except Exception as e:
+        raise CheckpointError(f"{p.name} has an invalid config: {e}") from None
+    labels = payload.get("labels") or []
+    meta = payload.get("meta") or {}
+    if not isinstance(labels, list) or not isinstance(meta, dict):
+        raise CheckpointError(f"{p.name} has malformed labels or metadata.")
+    model = build_model(cfg, state, labels, meta)
+    model.meta.setdefault("source", p.name)
+    return model

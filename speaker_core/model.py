@@ -1,0 +1,132 @@
+"""SpeakerModel = mel features -> encoder (Jasper or ECAPA) -> SpeakerDecoder, with named presets.
+
+>>> m = SpeakerModel(preset("speakernet-m", num_classes=4)).eval()
+>>> import torch
+>>> m(torch.randn(2, 16000) * 0.1, torch.tensor([16000, 12000])).shape
+torch.Size([2, 256])
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from .decoder import DecoderConfig, SpeakerDecoder
+from .ecapa import EcapaConfig, EcapaEncoder
+from .features import FeatureConfig, MelFeatures, SpecAugmentConfig, spec_augment
+from .jasper import BlockConfig, JasperConfig, JasperEncoder, speakernet_blocks, titanet_blocks
+
+
+@dataclass
+class ModelConfig:
+    name: str = "speakernet-m"
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    encoder: JasperConfig | EcapaConfig = field(default_factory=JasperConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    spec_augment: SpecAugmentConfig | None = None
+
+
+def _speakernet(name: str, filters: int, emb_sizes: list[int]) -> ModelConfig:
+    return ModelConfig(
+        name=name,
+        features=FeatureConfig(n_mels=64, win_length=320),
+        encoder=JasperConfig(feat_in=64, blocks=speakernet_blocks(filters)),
+        decoder=DecoderConfig(feat_in=1500, emb_sizes=emb_sizes, pool_mode="xvector"),
+        spec_augment=SpecAugmentConfig(),
+    )
+
+
+def _titanet(name: str, filters: int) -> ModelConfig:
+    return ModelConfig(
+        name=name,
+        features=FeatureConfig(n_mels=80, win_length=400),
+        encoder=JasperConfig(feat_in=80, blocks=titanet_blocks(filters)),
+        decoder=DecoderConfig(feat_in=3072, emb_sizes=[192], pool_mode="attention"),
+        spec_augment=SpecAugmentConfig(),
+    )
+
+
+def _ecapa(name: str, channels: int = 1024, emb: int = 192, attention: int = 128) -> ModelConfig:
+    return ModelConfig(
+        name=name,
+        features=FeatureConfig(n_mels=80, win_length=400),
+        encoder=EcapaConfig(feat_in=80, filters=[channels] * 4 + [3 * channels]),
+        decoder=DecoderConfig(feat_in=3 * channels, emb_sizes=[emb], pool_mode="attention",
+                              attention_channels=attention),
+        spec_augment=SpecAugmentConfig(),
+    )
+
+
+PRESETS = {
+    "speakernet-m": lambda: _speakernet("speakernet-m", 256, [256]),       # SpeakerNet_verification_3x2x256
+    "speakernet-l": lambda: _speakernet("speakernet-l", 512, [512, 512]),  # SpeakerNet_recognition_3x2x512
+    "ecapa-tdnn": lambda: _ecapa("ecapa-tdnn"),                             # NeMo ecapa_tdnn (c1024)
+    "ecapa-small": lambda: _ecapa("ecapa-small", 256, 192, 64),             # our small shipped ECAPA
+    "titanet-s": lambda: _titanet("titanet-s", 256),
+    "titanet-l": lambda: _titanet("titanet-l", 1024),
+}
+
+
+def preset(name: str, num_classes: int = 0, **decoder_overrides) -> ModelConfig:
+    """A named architecture as a config. Override sizes by editing the returned dataclass or via decoder kwargs."""
+    if name not in PRESETS:
+        raise KeyError(f"Unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    cfg = PRESETS[name]()
+    cfg.decoder = dataclasses.replace(cfg.decoder, num_classes=num_classes, **decoder_overrides)
+    return cfg
+
+
+def config_to_dict(cfg: ModelConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(d: dict) -> ModelConfig:
+    """Rebuild a ModelConfig from plain data (as stored in a checkpoint), rejecting unknown fields."""
+    enc = dict(d["encoder"])
+    if enc.get("type", "jasper") == "jasper":
+        enc["blocks"] = [BlockConfig(**b) for b in enc["blocks"]]
+        encoder = JasperConfig(**enc)
+    elif enc["type"] == "ecapa":
+        encoder = EcapaConfig(**enc)
+    else:
+        raise ValueError(f"Unknown encoder type {enc['type']!r}")
+    sa = d.get("spec_augment")
+    return ModelConfig(
+        name=str(d.get("name", "model")),
+        features=FeatureConfig(**d["features"]),
+        encoder=encoder,
+        decoder=DecoderConfig(**d["decoder"]),
+        spec_augment=SpecAugmentConfig(**sa) if sa else None,
+    )
+
+
+class SpeakerModel(nn.Module):
+    """(B, N) 16 kHz waveforms + (B,) sample counts -> (B, D) raw (unnormalised) speaker embeddings."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.features = MelFeatures(cfg.features)
+        if isinstance(cfg.encoder, EcapaConfig):
+            self.encoder = EcapaEncoder(cfg.encoder)
+        else:
+            self.encoder = JasperEncoder(cfg.encoder)
+        self.decoder = SpeakerDecoder(cfg.decoder)
+        self.labels: list[str] = []
+        self.meta: dict = {}
+
+    @property
+    def emb_dim(self) -> int:
+        return self.decoder.emb_dim
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        feats, frames = self.features(wave, lengths)                        # (B, F, T), (B,)
+        if self.training and self.config.spec_augment is not None:
+            feats = spec_augment(feats, frames, self.config.spec_augment)
+        enc, frames = self.encoder(feats, frames)                           # (B, C, T)
+        return self.decoder(enc, frames)                                    # (B, D)
+
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.decoder.logits(emb)

@@ -1,0 +1,55 @@
+import numpy as np
+import torch
+
+from speaker_core.scoring import (DEFAULT_THRESHOLD, compute_eer, cosine, det_curve, min_dcf, plot_scores,
+                                  summarize_scores, to_nemo_scale)
+
+
+def test_scale():
+    assert DEFAULT_THRESHOLD == 0.4
+    assert abs(to_nemo_scale(0.4) - 0.7) < 1e-12
+    assert abs(cosine(np.array([1.0, 0.0]), np.array([2.0, 0.0])) - 1.0) < 1e-9
+    assert abs(cosine(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 3.0]))) < 1e-6
+    c = cosine(np.random.randn(5, 8), np.random.randn(5, 8))
+    assert c.shape == (5,) and np.all(np.abs(c) <= 1 + 1e-9)
+
+
+def test_eer_perfect_and_identical():
+    eer, thr = compute_eer([0.8, 0.9, 0.95], [0.1, 0.2, 0.3])
+    assert eer == 0.0 and 0.3 < thr < 0.8
+    rng = np.random.RandomState(0)
+    x = rng.randn(4000)
+    eer, _ = compute_eer(x[:2000], x[2000:])
+    assert abs(eer - 0.5) < 0.04
+    eer, _ = compute_eer(x, x)
+    assert abs(eer - 0.5) < 0.01
+
+
+def test_eer_hand_computed():
+    # threshold 0.6: target 0.3 missed (1/3), non-target 0.7 accepted (1/3)
+    eer, thr = compute_eer([0.3, 0.6, 0.9], [0.1, 0.4, 0.7])
+    assert abs(eer - 1 / 3) < 1e-9 and abs(thr - 0.6) < 1e-9
+    # gaussian case: d' = 2 -> EER = Phi(-1) = 0.1587
+    rng = np.random.RandomState(1)
+    eer, thr = compute_eer(rng.randn(20000) + 1, rng.randn(20000) - 1)
+    assert abs(eer - 0.1587) < 0.01 and abs(thr) < 0.05
+
+
+def test_min_dcf():
+    dcf, _ = min_dcf([0.9, 0.8], [0.1, 0.2])
+    assert dcf == 0.0
+    rng = np.random.RandomState(0)
+    x = rng.randn(2000)
+    dcf, _ = min_dcf(x[:1000], x[1000:], p_target=0.01)
+    assert 0.9 <= dcf <= 1.0  # no better than the trivial reject-all system (cost 1)
+    dcf2, _ = min_dcf(rng.randn(2000) + 3, rng.randn(2000), p_target=0.01)
+    assert dcf2 < dcf
+    pf, pm, thr = det_curve([0.3, 0.6], [0.1, 0.5])
+    assert np.all(np.diff(pf) <= 0) and np.all(np.diff(pm) >= 0)
+
+
+def test_summary_and_plot(tmp_path):
+    s = summarize_scores([0.8, 0.7], [0.1, 0.75])
+    assert s["eer"] == 50.0 and s["n_target"] == 2
+    p = plot_scores(str(tmp_path / "x.png"), {"pooled": ([0.8, 0.7, 0.6], [0.1, 0.2, 0.65])}, threshold=0.4)
+    assert (tmp_path / "x.png").stat().st_size > 1000

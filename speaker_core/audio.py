@@ -78,7 +78,7 @@ def read_file(path) -> tuple[np.ndarray, int]:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile raises several types for corrupt or foreign data
         raise AudioFileError(
-            f"Could not decode {p.name} as audio (WAV, FLAC, OGG or MP3 expected): {str(e).splitlines()[0][:200]}"
+            f"Could not decode {p.name} as audio (WAV, FLAC, OGG or MP3 expected): {(str(e) or type(e).__name__).splitlines()[0][:200]}"
         ) from None
     return data, int(sr)
 
@@ -91,6 +91,8 @@ def to_mono_16k(data, sample_rate: int) -> np.ndarray:
             x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
         else:
             x = x.astype(np.float32)
+    if x.size == 0:
+        raise EmptyAudioError("The audio holds no samples.")
     if x.ndim == 2:
         # Accept (N, C) as soundfile gives and (C, N) as torchaudio gives: channels are the short axis.
         x = x.mean(axis=1 if x.shape[1] <= x.shape[0] else 0, dtype=np.float32)

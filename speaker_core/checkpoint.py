@@ -88,7 +88,7 @@ def _load_native(p: Path) -> SpeakerModel:
     try:
         payload = torch.load(io.BytesIO(p.read_bytes()), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{p.name} is not a readable speaker_core checkpoint: {str(e).splitlines()[0][:200]}") from None
+        raise CheckpointError(f"{p.name} is not a readable speaker_core checkpoint: {(str(e) or type(e).__name__).splitlines()[0][:200]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{p.name} is not a speaker_core checkpoint (no '{FORMAT}' format tag).")
     state = payload.get("state_dict")

@@ -55,7 +55,7 @@ def read_archive(path: Path) -> tuple[dict, dict]:
     try:
         state = torch.load(io.BytesIO(found["model_weights.ckpt"]), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path.name}: weights could not be loaded safely: {str(e).splitlines()[0][:200]}") from None
+        raise CheckpointError(f"{path.name}: weights could not be loaded safely: {(str(e) or type(e).__name__).splitlines()[0][:200]}") from None
     if not isinstance(cfg, dict) or not isinstance(state, dict):
         raise CheckpointError(f"{path.name}: unexpected config or weights layout.")
     if "state_dict" in state and isinstance(state["state_dict"], dict):

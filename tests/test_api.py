@@ -1,0 +1,94 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import speaker_core as sc
+from speaker_core import api
+from speaker_core.checkpoint import save_checkpoint
+from speaker_core.model import SpeakerModel, preset
+from test_model import randomize_bn, small
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpts")
+    torch.manual_seed(0)
+    net = SpeakerModel(small("speakernet-m"))
+    randomize_bn(net)
+    net.meta = {"calibration": {"threshold": 0.123, "eer": 0.1}}
+    save_checkpoint(d / "tiny.pt", net, half=True, drop_head=True)
+    return d
+
+
+@pytest.fixture
+def clips(tmp_path, tone):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, n in enumerate((16000, 24000, 40000)):
+        x = np.roll(np.resize(tone, n), 37 * i) * (0.5 + i / 4) + rng.normal(0, 0.01, n).astype(np.float32)
+        p = tmp_path / f"c{i}.wav"
+        sf.write(p, x.astype(np.float32), 16000)
+        paths.append(p)
+    return paths
+
+
+def test_no_checkpoint_gives_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(api, "CHECKPOINT_DIR", tmp_path)
+    with pytest.raises(api.ModelNotFoundError, match="Train one"):
+        sc.load_model()
+    with pytest.raises(FileNotFoundError):
+        sc.load_model("nothing-here")
+
+
+def test_embed_api(ckpt_dir, clips, device, monkeypatch):
+    monkeypatch.setattr(api, "CHECKPOINT_DIR", ckpt_dir)
+    assert sc.available_models() == ["tiny"]
+    m = sc.load_model("tiny", device=device)
+    e = m.embed_file(clips[0])
+    assert e.dtype == np.float32 and e.shape == (m.emb_dim,) and abs(np.linalg.norm(e) - 1) < 1e-5
+    raw = m.embed_file(clips[0], normalize=False)
+    assert np.allclose(raw / np.linalg.norm(raw), e, atol=1e-6)
+    w, sr = sf.read(clips[0], dtype="float32")
+    assert np.allclose(m.embed(w, sr), e, atol=1e-6)
+    # The same audio at 44.1 kHz lands close to it (resampling is not bit-exact).
+    import torchaudio.functional as AF
+
+    w44 = AF.resample(torch.from_numpy(w), 16000, 44100).numpy()
+    assert float(np.dot(m.embed(w44, 44100), e)) > 0.98
+    batch = m.embed_batch(clips + [(w, sr)])
+    singles = np.stack([m.embed_file(p) for p in clips] + [e])
+    assert np.abs(batch - singles).max() < 1e-4
+
+
+def test_verify_uses_calibrated_threshold(ckpt_dir, clips, monkeypatch):
+    monkeypatch.setattr(api, "CHECKPOINT_DIR", ckpt_dir)
+    m = sc.load_model(ckpt_dir / "tiny.pt")
+    r = m.verify(clips[0], clips[0])
+    assert r.threshold == pytest.approx(0.123) and r.same_speaker and r.score == pytest.approx(1.0, abs=1e-5)
+    r2 = m.verify(clips[0], clips[2], threshold=1.01)
+    assert not r2.same_speaker and r2.threshold == 1.01
+    with pytest.raises(sc.AudioError):
+        m.verify(clips[0], np.zeros(16000, np.float32))
+
+
+def test_cli_embed_and_verify(ckpt_dir, clips, tmp_path):
+    out = tmp_path / "e.npy"
+    env = {"SPEAKER_CORE_CHECKPOINTS": str(ckpt_dir), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-m", "speaker_core", "embed", *map(str, clips), "--model", "tiny", "--out", str(out)],
+                       capture_output=True, text=True, env=env, cwd=api.CHECKPOINT_DIR.parent)
+    assert r.returncode == 0, r.stderr
+    assert np.load(out).shape[0] == 3
+    r = subprocess.run([sys.executable, "-m", "speaker_core", "verify", str(clips[0]), str(clips[1]), "--model", "tiny"],
+                       capture_output=True, text=True, env=env, cwd=api.CHECKPOINT_DIR.parent)
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads(r.stdout)) == {"score", "same_speaker", "threshold"}
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 50)
+    r = subprocess.run([sys.executable, "-m", "speaker_core", "verify", str(bad), str(clips[1]), "--model", "tiny"],
+                       capture_output=True, text=True, env=env, cwd=api.CHECKPOINT_DIR.parent)
+    assert r.returncode == 1 and "Could not decode" in r.stderr and "Traceback" not in r.stderr

@@ -423,17 +423,22 @@ class Gallery:
     def export_json(self) -> str:
         return json.dumps(self.export_dict(), ensure_ascii=False, indent=1)
 
-    def import_json(self, text, replace: bool = False) -> int:
+    def import_json(self, text, replace: bool = False, expect_model: str | None = None) -> int:
         """Validate a gallery export completely, then apply it in one transaction.
 
         ``replace=True`` replaces the whole gallery; otherwise the speakers are
         added, and a name already enrolled rejects the import. Returns the
-        number of speakers imported. On any problem raises GalleryError and the
-        gallery is unchanged.
+        number of speakers imported. ``expect_model`` refuses voiceprints made by
+        any other model. On any problem raises GalleryError and the gallery is
+        unchanged.
         """
         doc = _parse_import(text)
         model, dim, speakers = _validate_import(doc, self.max_speakers,
                                                 self.max_clips_per_speaker)
+        if speakers and expect_model is not None and model != expect_model:
+            raise GalleryError(f"The file holds voiceprints made with model '{model}', but the "
+                               f"current model is '{expect_model}'. Select that model, or "
+                               "re-enroll the speakers. Nothing was imported.")
         with self._tx() as c:
             if replace:
                 c.execute("DELETE FROM clips")

@@ -205,6 +205,9 @@ def test_import_other_model_rejected_unless_replace():
     with pytest.raises(GalleryError, match="cannot be mixed"):
         g.import_json(text)
     assert [r.name for r in g.speakers()] == ["Existing"]
+    with pytest.raises(GalleryError, match="Nothing was imported"):
+        g.import_json(text, replace=True, expect_model="m2")
+    assert g.model() == ("m2", D)
     assert g.import_json(text, replace=True) == 2 and g.model() == ("m1", D)
 
 

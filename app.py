@@ -1,0 +1,259 @@
+"""Speaker Recognition Studio: verify, enroll and identify, and see the voice space.
+
+    python app.py          # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT apply)
+
+This file only lays out components and wires events; the handlers are plain functions in
+speaker_core/app_logic.py. Settings (checkpoint folder, gallery file, ...) come from the
+environment, see that module's docstring. Runs unchanged as a Hugging Face Space.
+"""
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from speaker_core.app_logic import (MAX_UPLOAD_MB, TOP_K, Settings, Studio, empty_html,
+                                    example_paths)
+
+TITLE = "Speaker Recognition Studio"
+
+CSS = """
+.gradio-container {max-width: 1180px !important; margin: auto;}
+.decision {border: 3px solid; border-radius: 10px; padding: 12px 16px; margin: 4px 0;}
+.decision .verdict {font-size: 1.6em; font-weight: 700; overflow-wrap: anywhere;}
+.decision .score {font-size: 1.05em; margin-top: 4px;}
+.decision .explain {margin: 8px 0 0 0; opacity: .9;}
+.empty-state {color: var(--body-text-color-subdued); font-style: italic; padding: 14px;
+              border: 1px dashed var(--border-color-primary); border-radius: 8px; text-align: center;}
+table.facts, table.gallery {width: 100%; border-collapse: collapse; font-size: .95em;}
+table.facts th, table.facts td, table.gallery th, table.gallery td {
+    padding: 6px 8px; border-bottom: 1px solid var(--border-color-primary); text-align: left;
+    vertical-align: top;}
+td.clipname, td.spk {overflow-wrap: anywhere; word-break: break-word; max-width: 28ch;}
+ul.warnings {margin: 0; padding-left: 1.1em; list-style: none;}
+ul.warnings li {margin: 0;}
+.status {padding: 8px 12px; border-radius: 8px; overflow-wrap: anywhere;}
+.status.ok {background: rgba(26, 127, 55, .12);}
+.gallery-foot {font-size: .85em; opacity: .75; margin-top: 4px; overflow-wrap: anywhere;}
+.privacy {font-size: .9em; opacity: .85;}
+@media (max-width: 640px) {
+  .decision .verdict {font-size: 1.3em;}
+  table.facts th:nth-child(3), table.facts td:nth-child(3) {display: none;}
+}
+"""
+
+HOW_SCORES_WORK = """
+### How scores work
+Each clip becomes a **speaker embedding**: a vector that the network learned to make similar for
+the same voice and different for different voices, whatever is being said. The **score** is the
+cosine similarity of two embeddings: 1 means identical direction, 0 unrelated; real pairs land
+between about -0.2 and 0.9.
+
+The **threshold** turns a score into a decision. Its default is the checkpoint's *calibrated EER
+threshold*: on held-out speakers the model was never trained on, it is the score where falsely
+accepted different-speaker pairs and falsely rejected same-speaker pairs are equally frequent.
+Raise it to reject impostors more strictly (more genuine pairs rejected), lower it for the
+opposite. The Verify plot shows both score distributions from that calibration set, so a score of,
+say, 0.68 can be read against them: how many same-speaker pairs scored lower, how many
+different-speaker pairs scored higher.
+
+**Quality matters.** Scores from very short (< 2 s), mostly silent, clipped or noisy clips are
+unreliable; the app warns about each. Clips longer than 30 s are truncated. A nearly silent clip
+is rejected outright.
+
+**Identification** compares a clip with each enrolled speaker's *voiceprint*: the normalised mean
+of the embeddings of their enrollment clips (more clips, steadier voiceprint). If no voiceprint
+scores above the threshold, the answer is *unknown speaker* (open-set rejection).
+"""
+
+PRIVACY = """
+### Privacy
+Voiceprints are **biometric data**: they can identify a person by their voice. Enroll only people
+who agreed to it, and delete a speaker when asked (*Delete*). Run locally, the gallery lives in one
+SQLite file on this machine (`SPEAKER_GALLERY_PATH`, default `gallery.db`); nothing is sent anywhere.
+On a public Hugging Face Space each browser session gets its own private in-memory gallery that
+disappears when the session ends. Uploaded audio is only used to compute embeddings; the gallery
+stores embeddings, never audio. Exported gallery files contain voiceprints: keep them private.
+"""
+
+
+def build_demo(studio: Studio) -> gr.Blocks:
+    models = studio.model_choices()
+    default = studio.default_model()
+    t0 = studio.default_threshold(default)
+    examples, example_labels = example_paths()
+    audio = dict(sources=["microphone", "upload"], type="filepath")
+    thr = dict(minimum=-0.2, maximum=1.0, step=0.01, value=t0)
+
+    with gr.Blocks(title=TITLE) as demo:
+        gallery_state = gr.State(None, delete_callback=lambda g: g.close() if g else None)
+        query_state = gr.State(None)
+
+        gr.Markdown(f"# 🎙️ {TITLE}\nCompare two voices, enroll and identify speakers, and explore "
+                    "the voice space. Speaker embeddings from NeMo-style SpeakerNet / ECAPA / "
+                    "TitaNet models in plain PyTorch.")
+        model_dd = gr.Dropdown(models, value=default, label="Model",
+                               info="Shipped checkpoints plus any .pt / .nemo in checkpoints/",
+                               interactive=True, allow_custom_value=False)
+
+        with gr.Tabs():
+            # ---------------------------------------------------------------- Verify
+            with gr.Tab("Verify", id="verify"):
+                gr.Markdown("Are these two clips the same speaker? Record or upload two clips "
+                            "(2-30 s of speech each works best).")
+                with gr.Row(equal_height=True):
+                    audio_a = gr.Audio(label="Clip A", **audio)
+                    audio_b = gr.Audio(label="Clip B", **audio)
+                with gr.Row(equal_height=True):
+                    v_threshold = gr.Slider(label="Decision threshold (cosine)", scale=3,
+                                            info="Default: the model's calibrated EER threshold. "
+                                                 "Moving it re-decides at once.", **thr)
+                    verify_btn = gr.Button("Verify", variant="primary", scale=1, elem_id="verify-btn")
+                v_decision = gr.HTML(empty_html("Add two clips and press Verify."),
+                                     label="decision", elem_id="verify-decision")
+                with gr.Row():
+                    v_plot = gr.Plot(label="Score against the calibration distributions",
+                                     format="png")
+                v_facts = gr.HTML(label="clip_quality", elem_id="verify-facts")
+                with gr.Accordion("Result as JSON", open=False):
+                    v_json = gr.JSON(label="Result")
+                if examples:
+                    gr.Examples(examples, inputs=[audio_a, audio_b],
+                                outputs=[v_json, v_decision, v_plot, v_facts],
+                                fn=studio.verify_example, cache_examples=True, cache_mode="lazy",
+                                example_labels=example_labels, label="Examples (real speakers, "
+                                "see assets/ATTRIBUTION.md)", api_visibility="private")
+
+            # ---------------------------------------------------------------- Enroll & identify
+            with gr.Tab("Enroll & identify", id="gallery"):
+                with gr.Row():
+                    with gr.Column(min_width=300):
+                        gr.Markdown("### Enroll a speaker\nOne or more clips of the same person. "
+                                    "Three clips of 3 s or more give a steady voiceprint.")
+                        e_name = gr.Textbox(label="Name", placeholder="e.g. Ada Lovelace",
+                                            elem_id="enroll-name")
+                        e_clips = gr.File(label="Clips (upload one or several)",
+                                          file_count="multiple", file_types=["audio"],
+                                          elem_id="enroll-clips")
+                        e_record = gr.Audio(label="…and/or record one", elem_id="enroll-record",
+                                            **audio)
+                        e_add = gr.Checkbox(label="Add to an existing speaker", value=False)
+                        enroll_btn = gr.Button("Enroll", variant="primary", elem_id="enroll-btn")
+                        e_status = gr.HTML(label="status", elem_id="enroll-status")
+                        with gr.Accordion("Enrollment result as JSON", open=False):
+                            e_json = gr.JSON(label="Result")
+                    with gr.Column(min_width=300):
+                        gr.Markdown("### Identify a clip\nWho in the gallery is speaking? Below the "
+                                    "threshold the answer is *unknown speaker*.")
+                        i_audio = gr.Audio(label="Clip to identify", elem_id="identify-audio",
+                                           **audio)
+                        with gr.Row():
+                            i_threshold = gr.Slider(label="Threshold", scale=2, **thr)
+                            i_topk = gr.Slider(1, 10, value=TOP_K, step=1, label="Top k", scale=1)
+                        identify_btn = gr.Button("Identify", variant="primary",
+                                                 elem_id="identify-btn")
+                        i_decision = gr.HTML(label="decision", elem_id="identify-decision")
+                        i_plot = gr.Plot(label="Top matches", format="png")
+                        with gr.Accordion("Identification result as JSON", open=False):
+                            i_json = gr.JSON(label="Result")
+
+                gr.Markdown("### Gallery")
+                g_table = gr.HTML(empty_html("No speakers enrolled yet."), label="gallery",
+                                  elem_id="gallery-table")
+                g_status = gr.HTML(label="status", elem_id="gallery-status")
+                with gr.Row():
+                    with gr.Column(min_width=240):
+                        g_delete_name = gr.Dropdown([], label="Speaker", allow_custom_value=True,
+                                                    interactive=True)
+                        delete_btn = gr.Button("Delete speaker", variant="stop", size="sm")
+                    with gr.Column(min_width=240):
+                        g_confirm = gr.Checkbox(label="Yes, delete every speaker", value=False)
+                        clear_btn = gr.Button("Clear gallery", variant="stop", size="sm")
+                    with gr.Column(min_width=240):
+                        export_btn = gr.Button("Export gallery", size="sm")
+                        g_export = gr.File(label="Exported file", interactive=False, height=80)
+                    with gr.Column(min_width=240):
+                        g_import = gr.File(label="Import a gallery file (.json)",
+                                           file_types=[".json"], height=80)
+                        g_replace = gr.Checkbox(label="Replace the current gallery", value=False)
+                        import_btn = gr.Button("Import", size="sm")
+                gr.Markdown("Voiceprints are biometric data: enroll only people who agreed to it. "
+                            "See About → Privacy.", elem_classes="privacy")
+
+            # ---------------------------------------------------------------- Voice map
+            with gr.Tab("Voice map", id="map"):
+                gr.Markdown("A 2-D map (UMAP, or PCA when there are few points) of every enrolled "
+                            "clip plus a bundled reference set of 8 speakers. Clips of one voice "
+                            "should cluster; the star is your latest Identify query.")
+                with gr.Row():
+                    m_ref = gr.Checkbox(label="Include the reference speakers", value=True)
+                    map_btn = gr.Button("Draw the voice map", variant="primary",
+                                        elem_id="map-btn")
+                m_plot = gr.Plot(label="Voice map", format="png")
+                m_file = gr.File(label="Download the map (PNG)", interactive=False, height=80)
+                with gr.Accordion("Map data as JSON", open=False):
+                    m_json = gr.JSON(label="Points")
+
+            # ---------------------------------------------------------------- About
+            with gr.Tab("About", id="about"):
+                about_card = gr.Markdown(studio.model_card(default))
+                gr.Markdown(HOW_SCORES_WORK)
+                gr.Markdown(PRIVACY)
+                gr.Markdown("Example and reference clips: LibriSpeech (CC BY 4.0), speechocean762 "
+                            "(Apache-2.0), Mozilla Common Voice (CC0); details in "
+                            "`assets/ATTRIBUTION.md`.")
+
+        # ---------------------------------------------------------------- events
+        gallery_out = [g_table, g_delete_name, gallery_state]
+        refresh = dict(fn=studio.show_gallery, inputs=[gallery_state], outputs=gallery_out,
+                       api_visibility="private", show_progress="hidden")
+        demo.load(**refresh)
+        model_dd.change(studio.on_model_change, [model_dd],
+                        [v_threshold, i_threshold, about_card], api_visibility="private")
+
+        verify_btn.click(studio.verify, [audio_a, audio_b, model_dd, v_threshold],
+                         [v_json, v_decision, v_plot, v_facts], api_name="verify",
+                         concurrency_id="model")
+        v_threshold.change(studio.redecide, [v_json, v_threshold],
+                           [v_json, v_decision, v_plot, v_facts], api_visibility="private",
+                           show_progress="hidden", trigger_mode="always_last")
+
+        enroll_btn.click(studio.enroll, [e_name, e_clips, e_record, e_add, model_dd, gallery_state],
+                         [e_json, g_table, e_status, gallery_state], api_name="enroll",
+                         concurrency_id="model").then(**refresh)
+        identify_btn.click(studio.identify, [i_audio, model_dd, i_threshold, i_topk, gallery_state],
+                           [i_json, i_decision, i_plot, query_state, gallery_state],
+                           api_name="identify", concurrency_id="model")
+        delete_btn.click(studio.delete_speaker, [g_delete_name, gallery_state],
+                         [g_status, g_table, gallery_state], api_name="delete_speaker"
+                         ).then(**refresh)
+        clear_btn.click(studio.clear_gallery, [g_confirm, gallery_state],
+                        [g_status, g_table, gallery_state], api_name="clear_gallery"
+                        ).then(**refresh)
+        export_btn.click(studio.export_gallery, [gallery_state], [g_export, g_status, gallery_state],
+                         api_name="export_gallery")
+        import_btn.click(studio.import_gallery, [g_import, g_replace, model_dd, gallery_state],
+                         [g_status, g_table, gallery_state], api_name="import_gallery"
+                         ).then(**refresh)
+        map_btn.click(studio.voice_map, [m_ref, model_dd, gallery_state, query_state],
+                      [m_plot, m_file, m_json, gallery_state], api_name="voice_map",
+                      concurrency_id="model")
+
+    demo.queue(max_size=64, default_concurrency_limit=2)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """Arguments for demo.launch(); server name/port come from GRADIO_SERVER_NAME/PORT."""
+    return dict(max_file_size=f"{MAX_UPLOAD_MB}mb", css=CSS, theme=gr.themes.Soft())
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    studio = Studio(Settings.from_env())
+    studio.warm_up(background=True)
+    build_demo(studio).launch(**launch_kwargs())
+
+
+if __name__ == "__main__":
+    main()

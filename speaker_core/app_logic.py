@@ -1,0 +1,811 @@
+"""The Gradio app's handlers: plain functions over speaker_core, testable without a browser.
+
+`app.py` only lays out components and wires events to the methods of `Studio`. Every
+handler turns bad input into a `gr.Error` with a clear message (never a traceback), and
+returns plain values (JSON-able dicts, HTML strings, matplotlib figures, file paths).
+
+Settings come from the environment (`Settings.from_env`):
+
+- ``SPEAKER_CORE_CHECKPOINTS``: folder of .pt/.nemo checkpoints (default: ./checkpoints).
+- ``SPEAKER_GALLERY_PATH``: the gallery's SQLite file (default ./gallery.db when run
+  locally). ``session`` gives every browser session its own private in-memory gallery, the
+  default on a Hugging Face Space (``SPACE_ID`` set). ``:memory:`` is one shared in-memory
+  gallery.
+- ``SPEAKER_MAX_SECONDS``: clips are truncated to this many seconds (default 30).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import json
+import logging
+import os
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import gradio as gr
+
+from . import projection
+from .api import Recognizer, available_models, load_model
+from .audio import AudioError, Clip, load_clip
+from .checkpoint import CheckpointError
+from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
+from .scoring import DEFAULT_THRESHOLD
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+EXAMPLES_DIR = ASSETS / "examples"
+REFERENCE_DIR = ASSETS / "reference"
+
+MAX_SECONDS = 30.0          # longer clips are truncated (with a warning)
+SHORT_SECONDS = 2.0         # below this, scores get noisy: warn
+LOW_SPEECH_FRACTION = 0.3   # under 30 % active frames: warn "mostly silence"
+CLIPPED_FRACTION = 0.001    # 0.1 % of samples at full scale: warn "clipped"
+MAX_UPLOAD_MB = 20
+MAX_ENROLL_CLIPS = 20
+TOP_K = 5
+SESSION = "session"
+
+GREEN, RED, GREY = "#1a7f37", "#cf222e", "#57606a"
+
+# Verify examples: (clip A, clip B, label). Both outcomes are covered.
+VERIFY_EXAMPLES = [
+    ("so0049_a.wav", "so0049_b.wav", "Same speaker · speechocean762 (English, L1 Mandarin)"),
+    ("fa08bd_a.wav", "fa08bd_b.wav", "Same speaker · Common Voice (Persian)"),
+    ("so0981_a.wav", "so2242_a.wav", "Different speakers · speechocean762"),
+    ("ls405_a.wav", "ls3240_a.wav", "Different speakers · LibriSpeech"),
+]
+
+
+class UserError(gr.Error):
+    """A gr.Error whose message is already safe to display (HTML-escaped)."""
+
+    def __init__(self, message: str):
+        super().__init__(html.escape(message, quote=False), print_exception=False)
+
+
+def user_errors(fn):
+    """Turn every failure into a gr.Error with a clear message; never leak a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (AudioError, GalleryError, CheckpointError, FileNotFoundError) as e:
+            raise UserError(str(e)) from None
+        except Exception:
+            log.exception("handler %s failed", fn.__name__)
+            raise UserError("Something went wrong while processing this request. "
+                            "Please try again with a different clip.") from None
+
+    return wrapper
+
+
+def warn(message: str) -> None:
+    """A non-blocking notice in the UI (a no-op outside a Gradio request)."""
+    try:
+        gr.Warning(html.escape(message, quote=False))
+    except Exception:  # pragma: no cover - outside a request context
+        pass
+
+
+@dataclass
+class Settings:
+    checkpoint_dir: Path = ROOT / "checkpoints"
+    gallery_path: str = "gallery.db"      # a file, ":memory:", or "session"
+    max_seconds: float = MAX_SECONDS
+    default_model: str | None = None
+    device: str | None = "cpu"
+    reference_dir: Path = REFERENCE_DIR
+    on_space: bool = False
+
+    @classmethod
+    def from_env(cls, env=None) -> "Settings":
+        env = os.environ if env is None else env
+        on_space = bool(env.get("SPACE_ID"))
+        gallery = env.get("SPEAKER_GALLERY_PATH") or (SESSION if on_space else "gallery.db")
+        return cls(
+            checkpoint_dir=Path(env.get("SPEAKER_CORE_CHECKPOINTS") or ROOT / "checkpoints"),
+            gallery_path=gallery,
+            max_seconds=float(env.get("SPEAKER_MAX_SECONDS") or MAX_SECONDS),
+            default_model=env.get("SPEAKER_DEFAULT_MODEL") or None,
+            device=env.get("SPEAKER_DEVICE") or "cpu",
+            on_space=on_space,
+        )
+
+    @property
+    def per_session(self) -> bool:
+        return self.gallery_path == SESSION
+
+
+# ----------------------------------------------------------------------------------------
+# models
+# ----------------------------------------------------------------------------------------
+class Models:
+    """Checkpoints found in one folder, loaded once each and cached."""
+
+    def __init__(self, directory: Path, default: str | None = None, device: str | None = None):
+        self.directory = Path(directory)
+        self._default = default
+        self.device = device
+        self._lock = threading.Lock()
+        self._cache: dict[str, Recognizer] = {}
+        self._ids: dict[str, str] = {}
+        self._refs: dict[str, tuple[list[str], np.ndarray]] = {}
+
+    def choices(self) -> list[str]:
+        return available_models(self.directory)
+
+    def default(self) -> str | None:
+        names = self.choices()
+        for cand in (self._default, "speakernet-m"):
+            if cand in names:
+                return cand
+        return names[0] if names else None
+
+    def path(self, name: str) -> Path:
+        names = self.choices()
+        if not names:
+            raise UserError(f"No model checkpoint found in {self.directory.name}/. "
+                            "Train one, or put a .pt / .nemo file there.")
+        if name not in names:  # also stops path tricks from API callers
+            raise UserError(f"Unknown model '{name}'. Choose one of: {', '.join(names)}.")
+        p = self.directory / (name if name.endswith(".nemo") else f"{name}.pt")
+        return p
+
+    def get(self, name: str | None) -> Recognizer:
+        name = name or self.default()
+        if name is None:
+            self.path("")  # raises the "no checkpoint" error
+        with self._lock:
+            if name not in self._cache:
+                p = self.path(name)
+                model = load_model(p, device=self.device)
+                digest = hashlib.sha256(p.read_bytes()).hexdigest()[:10]
+                self._cache[name] = model
+                self._ids[name] = f"{name}@{digest}"
+            return self._cache[name]
+
+    def model_id(self, name: str | None) -> str:
+        """Name plus a content hash: the gallery never mixes embeddings of different weights."""
+        name = name or self.default()
+        self.get(name)
+        return self._ids[name]
+
+    def threshold(self, name: str | None) -> float:
+        try:
+            return float(self.get(name).threshold)
+        except Exception:
+            return DEFAULT_THRESHOLD
+
+    def calibration(self, name: str | None) -> dict:
+        cal = self.get(name).meta.get("calibration") or {}
+        return cal if isinstance(cal, dict) else {}
+
+    def reference(self, name: str | None, reference_dir: Path = REFERENCE_DIR
+                  ) -> tuple[list[str], np.ndarray]:
+        """Embeddings of the bundled reference clips for this model (computed once)."""
+        name = name or self.default()
+        model = self.get(name)
+        with self._lock:
+            if name in self._refs:
+                return self._refs[name]
+        files = sorted(Path(reference_dir).glob("*.flac")) + sorted(Path(reference_dir).glob("*.wav"))
+        labels = ["ref " + f.stem.rsplit("_", 1)[0] for f in files]
+        embs = model.embed_batch([str(f) for f in files]) if files else \
+            np.zeros((0, model.emb_dim), np.float32)
+        with self._lock:
+            self._refs[name] = (labels, embs)
+        return labels, embs
+
+
+# ----------------------------------------------------------------------------------------
+# clips, quality and display helpers
+# ----------------------------------------------------------------------------------------
+def _path_of(audio) -> str | tuple | None:
+    """Gradio gives a file path (type="filepath"), a dict from the API, or (sr, array)."""
+    if audio is None:
+        return None
+    if isinstance(audio, dict):
+        audio = audio.get("path") or audio.get("name")
+    if isinstance(audio, (str, os.PathLike)):
+        return str(audio) if str(audio) else None
+    if isinstance(audio, tuple) and len(audio) == 2:
+        return audio
+    raise UserError("Unsupported audio input.")
+
+
+def _label_of(audio, fallback: str) -> str:
+    if isinstance(audio, (str, os.PathLike)):
+        return Path(audio).name or fallback
+    return fallback
+
+
+def read_clip(audio, what: str, max_seconds: float = MAX_SECONDS) -> Clip:
+    """Load one input clip or raise a UserError naming which clip was bad."""
+    src = _path_of(audio)
+    if src is None:
+        raise UserError(f"{what}: no audio. Record with the microphone or upload a file.")
+    if isinstance(src, str):
+        try:
+            size = os.path.getsize(src)
+        except OSError:
+            raise UserError(f"{what}: the uploaded file is missing; upload it again.") from None
+        if size > MAX_UPLOAD_MB * 2**20:
+            raise UserError(f"{what}: the file is {size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB.")
+    try:
+        return load_clip(src, max_seconds=max_seconds)
+    except AudioError as e:
+        raise UserError(f"{what}: {e}") from None
+
+
+def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS) -> list[str]:
+    w = []
+    if clip.truncated:
+        w.append(f"very long ({clip.orig_duration:.0f} s): only the first {max_seconds:.0f} s were used")
+    if clip.duration < SHORT_SECONDS:
+        w.append(f"short ({clip.duration:.1f} s): scores from under {SHORT_SECONDS:.0f} s of speech are less reliable")
+    if clip.speech_fraction < LOW_SPEECH_FRACTION:
+        w.append(f"mostly silence (speech in {clip.speech_fraction:.0%} of the clip)")
+    if clip.clipped_fraction >= CLIPPED_FRACTION:
+        w.append(f"clipped ({clip.clipped_fraction:.1%} of samples at full scale): record with lower input gain")
+    return w
+
+
+def clip_facts(clip: Clip, label: str, max_seconds: float = MAX_SECONDS) -> dict:
+    return {
+        "clip": label,
+        "duration_s": round(clip.duration, 2),
+        "original_duration_s": round(clip.orig_duration, 2),
+        "sample_rate": int(clip.orig_sample_rate),
+        "speech_fraction": round(clip.speech_fraction, 3),
+        "clipped_fraction": round(clip.clipped_fraction, 4),
+        "truncated": bool(clip.truncated),
+        "warnings": clip_warnings(clip, max_seconds),
+    }
+
+
+def facts_html(facts: list[dict]) -> str:
+    rows = []
+    for f in facts:
+        warn_html = "".join(f"<li>⚠️ {html.escape(w)}</li>" for w in f["warnings"]) or \
+            "<li class='ok'>✓ no quality problems found</li>"
+        rows.append(
+            "<tr>"
+            f"<td class='clipname'>{html.escape(str(f['clip']))}</td>"
+            f"<td>{f['duration_s']:.1f} s" + (f" <small>(of {f['original_duration_s']:.0f} s)</small>"
+                                               if f["truncated"] else "") + "</td>"
+            f"<td>{f['sample_rate'] / 1000:g} kHz</td>"
+            f"<td>{f['speech_fraction']:.0%}</td>"
+            f"<td><ul class='warnings'>{warn_html}</ul></td></tr>")
+    return ("<table class='facts'><thead><tr><th>Clip</th><th>Duration</th><th>Sample rate</th>"
+            "<th>Speech</th><th>Quality</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _tail_rates(cal: dict, score: float) -> tuple[float, float] | None:
+    tgt = np.asarray(cal.get("target_scores") or [], dtype=np.float64)
+    non = np.asarray(cal.get("nontarget_scores") or [], dtype=np.float64)
+    if tgt.size < 2 or non.size < 2:
+        return None
+    return float(np.mean(tgt < score)), float(np.mean(non >= score))
+
+
+def decision_html(score: float, threshold: float, same: bool, cal: dict | None = None,
+                  labels: tuple[str, str] = ("Same speaker", "Different speakers"),
+                  extra_html: str = "") -> str:
+    colour = GREEN if same else RED
+    icon = "✔" if same else "✘"
+    text = html.escape(labels[0] if same else labels[1])
+    margin = score - threshold
+    explain = ""
+    rates = _tail_rates(cal or {}, score)
+    if rates is not None:
+        below_t, above_n = rates
+        explain = (f"<p class='explain'>On this model's held-out calibration trials, "
+                   f"<b>{below_t:.0%}</b> of same-speaker pairs scored lower than {score:.2f}, and "
+                   f"<b>{above_n:.1%}</b> of different-speaker pairs scored {score:.2f} or higher.</p>")
+    return (f"<div class='decision' style='border-color:{colour}'>"
+            f"<div class='verdict' style='color:{colour}'>{icon} {text}</div>"
+            f"<div class='score'>cosine score <b>{score:.3f}</b> · threshold {threshold:.3f} · "
+            f"margin {margin:+.3f}</div>{explain}{extra_html}</div>")
+
+
+def empty_html(message: str) -> str:
+    return f"<div class='empty-state'>{html.escape(message)}</div>"
+
+
+def _figure(w=7.0, h=3.2):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+
+
+def score_plot(score: float, threshold: float, cal: dict | None):
+    """The score on the checkpoint's same- and different-speaker score distributions."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    cal = cal or {}
+    tgt = np.asarray(cal.get("target_scores") or [], dtype=np.float64)
+    non = np.asarray(cal.get("nontarget_scores") or [], dtype=np.float64)
+    bins = np.linspace(-0.5, 1.0, 61)
+    if tgt.size and non.size:
+        ax.hist(non, bins=bins, density=True, alpha=0.55, color=RED, label="different speakers")
+        ax.hist(tgt, bins=bins, density=True, alpha=0.55, color=GREEN, label="same speaker")
+    else:
+        ax.text(0.5, 0.6, "this checkpoint carries no calibration scores",
+                ha="center", transform=ax.transAxes, color=GREY)
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1.5,
+               label=f"threshold {threshold:.2f}")
+    ax.axvline(score, color="#0969da", linewidth=3, label=f"this pair {score:.2f}")
+    lo = min(-0.5, score - 0.05, threshold - 0.05)
+    hi = max(1.0, score + 0.05)
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("cosine score")
+    ax.set_yticks([])
+    ax.set_title("Where this score falls", fontsize=11)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    return fig
+
+
+def ranking_plot(ranking: list[dict], threshold: float):
+    n = max(1, len(ranking))
+    fig = _figure(7.0, 0.6 + 0.45 * n)
+    ax = fig.add_subplot()
+    if not ranking:
+        ax.text(0.5, 0.5, "The gallery is empty.", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    names = [r["speaker"] if len(r["speaker"]) <= 30 else r["speaker"][:29] + "…" for r in ranking]
+    scores = [r["score"] for r in ranking]
+    colours = [GREEN if (i == 0 and s >= threshold) else ("#8c959f" if s < threshold else "#4ac26b")
+               for i, s in enumerate(scores)]
+    y = np.arange(len(ranking))[::-1]
+    ax.barh(y, scores, color=colours, height=0.6)
+    ax.set_yticks(y, names, fontsize=9)
+    for yi, s in zip(y, scores):
+        ax.text(max(s, 0) + 0.01, yi, f"{s:.2f}", va="center", fontsize=8)
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:.2f}")
+    ax.set_xlim(min(0.0, min(scores) - 0.05), 1.05)
+    ax.set_xlabel("cosine score with the speaker's voiceprint")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return fig
+
+
+def gallery_html(gallery: Gallery) -> str:
+    rows = gallery.speakers()
+    if not rows:
+        return empty_html("No speakers enrolled yet. Enroll one with a name and a few clips.")
+    body = "".join(
+        f"<tr><td class='spk'>{display_name(r.name)}</td><td>{r.clips}</td>"
+        f"<td>{html.escape(r.created[:10])}</td><td>{html.escape(r.updated[:16].replace('T', ' '))}</td></tr>"
+        for r in rows)
+    model = html.escape(rows[0].model)
+    return (f"<table class='gallery'><thead><tr><th>Speaker</th><th>Clips</th><th>Enrolled</th>"
+            f"<th>Updated (UTC)</th></tr></thead><tbody>{body}</tbody></table>"
+            f"<p class='gallery-foot'>{len(rows)} speaker{'s' if len(rows) != 1 else ''} · "
+            f"model {model}</p>")
+
+
+def _tmp_dir() -> Path:
+    d = Path(tempfile.gettempdir()) / "speaker_studio" / uuid.uuid4().hex
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+# ----------------------------------------------------------------------------------------
+# the studio: one object holding models and (shared or per-session) galleries
+# ----------------------------------------------------------------------------------------
+@dataclass
+class Query:
+    """The latest identify query of a session, kept for the voice map."""
+    embedding: np.ndarray
+    model_id: str
+    label: str = "latest query"
+
+
+@dataclass
+class Studio:
+    settings: Settings = field(default_factory=Settings.from_env)
+
+    def __post_init__(self):
+        s = self.settings
+        self.models = Models(s.checkpoint_dir, s.default_model, s.device)
+        self.shared_gallery = None if s.per_session else Gallery(s.gallery_path)
+
+    # -- start-up ------------------------------------------------------------------------
+    def warm_up(self, background: bool = True) -> None:
+        """Load the default model, embed the reference set and compile UMAP, off the request path."""
+        projection.warm_up(background=background)
+
+        def run():
+            try:
+                name = self.models.default()
+                if name:
+                    self.models.reference(name, self.settings.reference_dir)
+            except Exception:
+                log.exception("model warm-up failed")
+
+        if background:
+            threading.Thread(target=run, name="model-warm-up", daemon=True).start()
+        else:
+            run()
+
+    def gallery(self, state) -> Gallery:
+        """The gallery for this request: the shared one, or this session's private one."""
+        if self.shared_gallery is not None:
+            return self.shared_gallery
+        if isinstance(state, Gallery):
+            return state
+        return Gallery(":memory:")
+
+    def session_state(self, gallery: Gallery):
+        return None if self.shared_gallery is not None else gallery
+
+    # -- model selector ------------------------------------------------------------------
+    def model_choices(self) -> list[str]:
+        return self.models.choices()
+
+    def default_model(self) -> str | None:
+        return self.models.default()
+
+    def default_threshold(self, model_name: str | None = None) -> float:
+        return round(self.models.threshold(model_name), 3)
+
+    def on_model_change(self, model_name: str):
+        """New model selected: move both thresholds to its calibrated value."""
+        t = self.default_threshold(model_name)
+        return t, t, self.model_card(model_name)
+
+    # -- verify --------------------------------------------------------------------------
+    @user_errors
+    def verify(self, audio_a, audio_b, model_name: str | None = None, threshold: float | None = None):
+        """Returns (result JSON, decision HTML, score plot, clip facts HTML)."""
+        ms = self.settings.max_seconds
+        clip_a = read_clip(audio_a, "Clip A", ms)
+        clip_b = read_clip(audio_b, "Clip B", ms)
+        name = model_name or self.models.default()
+        model = self.models.get(name)
+        threshold = float(model.threshold if threshold is None else threshold)
+        emb = model.embed_batch([clip_a, clip_b])
+        score = float(np.clip(np.dot(emb[0], emb[1]), -1.0, 1.0))
+        facts = [clip_facts(clip_a, "A: " + _label_of(_path_of(audio_a), "clip A"), ms),
+                 clip_facts(clip_b, "B: " + _label_of(_path_of(audio_b), "clip B"), ms)]
+        result = {"score": round(score, 4), "same_speaker": bool(score >= threshold),
+                  "threshold": round(threshold, 4), "model": name, "clips": facts,
+                  "warnings": [f"{f['clip']}: {w}" for f in facts for w in f["warnings"]]}
+        for w in result["warnings"]:
+            warn(w)
+        return self._verify_outputs(result, name)
+
+    def verify_example(self, audio_a, audio_b):
+        """Examples run with the default model at its calibrated threshold."""
+        return self.verify(audio_a, audio_b, None, None)
+
+    def _verify_outputs(self, result: dict, model_name: str | None):
+        cal = self.models.calibration(model_name)
+        s, t = result["score"], result["threshold"]
+        return (result, decision_html(s, t, result["same_speaker"], cal),
+                score_plot(s, t, cal), facts_html(result["clips"]))
+
+    @user_errors
+    def redecide(self, result, threshold: float):
+        """Threshold moved: re-decide from the last score, without embedding again."""
+        if not isinstance(result, dict) or "score" not in result:
+            return (gr.skip(),) * 4
+        result = dict(result)
+        result["threshold"] = round(float(threshold), 4)
+        result["same_speaker"] = bool(float(result["score"]) >= float(threshold))
+        model_name = result.get("model")
+        if model_name not in self.models.choices():
+            model_name = None
+        return self._verify_outputs(result, model_name)
+
+    # -- enroll --------------------------------------------------------------------------
+    @user_errors
+    def enroll(self, name, clips=None, recording=None, add_to_existing: bool = False,
+               model_name: str | None = None, gallery_state=None, progress=gr.Progress()):
+        """Enroll (or extend) a speaker from uploaded clips and/or a recording.
+
+        Returns (result JSON, gallery HTML, status HTML, gallery state).
+        """
+        gallery = self.gallery(gallery_state)
+        try:
+            name = normalize_name(name if name is not None else "")
+        except GalleryError as e:
+            raise UserError(str(e)) from None
+        items = [c for c in (clips or []) if c is not None]
+        if isinstance(clips, (str, dict)):
+            items = [clips]
+        if recording is not None:
+            items.append(recording)
+        if not items:
+            raise UserError("Add at least one clip: upload files or record with the microphone.")
+        if len(items) > MAX_ENROLL_CLIPS:
+            raise UserError(f"At most {MAX_ENROLL_CLIPS} clips per enrollment (got {len(items)}).")
+        exists = name in gallery
+        if exists and not add_to_existing:
+            raise UserError(f"A speaker named '{name}' is already enrolled. Tick 'Add to an "
+                            "existing speaker' to add these clips, or choose another name.")
+        if add_to_existing and not exists:
+            raise UserError(f"No speaker named '{name}' is enrolled yet; untick 'Add to an "
+                            "existing speaker' to enroll them.")
+        model_name = model_name or self.models.default()
+        model = self.models.get(model_name)
+        model_id = self.models.model_id(model_name)
+        held = gallery.model()
+        if held is not None and held[0] != model_id:
+            raise UserError(f"The gallery holds voiceprints made with '{held[0]}', not "
+                            f"'{model_id}'. Switch model, or export and clear the gallery.")
+        embs, durations, notes = [], [], []
+        n = len(items)
+        for i, item in enumerate(items):
+            what = f"Clip {i + 1} ({_label_of(_path_of(item), 'recording')})"
+            progress((i, n), desc=f"Embedding clip {i + 1} of {n}")
+            clip = read_clip(item, what, self.settings.max_seconds)
+            for w in clip_warnings(clip, self.settings.max_seconds):
+                notes.append(f"{what}: {w}")
+            embs.append(model.embed_clip(clip))
+            durations.append(round(clip.duration, 3))
+        progress((n, n), desc="Saving voiceprint")
+        if exists:
+            row = gallery.add_clips(name, np.stack(embs), model_id, durations)
+            verb = f"Added {n} clip{'s' if n != 1 else ''} to"
+        else:
+            row = gallery.enroll(name, np.stack(embs), model_id, durations)
+            verb = f"Enrolled from {n} clip{'s' if n != 1 else ''}:"
+        for note in notes:
+            warn(note)
+        result = {"speaker": row.name, "clips": row.clips, "added": n, "model": model_id,
+                  "created": row.created, "warnings": notes}
+        status = (f"<div class='status ok'>✔ {verb} <b>{display_name(row.name)}</b> "
+                  f"({row.clips} clip{'s' if row.clips != 1 else ''} in the voiceprint)</div>")
+        if notes:
+            status += "<ul class='warnings'>" + "".join(
+                f"<li>⚠️ {html.escape(x)}</li>" for x in notes) + "</ul>"
+        return result, gallery_html(gallery), status, self.session_state(gallery)
+
+    # -- identify ------------------------------------------------------------------------
+    @user_errors
+    def identify(self, audio, model_name: str | None = None, threshold: float | None = None,
+                 top_k: int = TOP_K, gallery_state=None):
+        """Returns (result JSON, decision HTML, ranking plot, query state, gallery state)."""
+        gallery = self.gallery(gallery_state)
+        clip = read_clip(audio, "The clip to identify", self.settings.max_seconds)
+        if len(gallery) == 0:
+            raise UserError("The gallery is empty: enroll at least one speaker first.")
+        model_name = model_name or self.models.default()
+        model = self.models.get(model_name)
+        model_id = self.models.model_id(model_name)
+        threshold = float(model.threshold if threshold is None else threshold)
+        top_k = int(min(max(1, int(top_k or TOP_K)), 20))
+        emb = model.embed_clip(clip)
+        best, ranking = gallery.identify(emb, top_k=top_k, threshold=threshold, model_name=model_id)
+        notes = clip_warnings(clip, self.settings.max_seconds)
+        for w in notes:
+            warn(f"Clip: {w}")
+        rank = [{"speaker": m.name, "score": round(m.score, 4)} for m in ranking]
+        result = {"speaker": best.name if best else None,
+                  "score": round(ranking[0].score, 4) if ranking else None,
+                  "threshold": round(threshold, 4), "ranking": rank, "model": model_id,
+                  "clip": clip_facts(clip, _label_of(_path_of(audio), "recording"),
+                                     self.settings.max_seconds),
+                  "warnings": notes}
+        if best is not None:
+            verdict = decision_html(best.score, threshold, True, None,
+                                    labels=(best.name, "Unknown speaker"))
+        else:
+            verdict = decision_html(
+                ranking[0].score, threshold, False, None, labels=("", "Unknown speaker"),
+                extra_html="<p class='explain'>No enrolled voiceprint scored above the threshold: "
+                           "this voice is not in the gallery (closest: "
+                           f"{display_name(ranking[0].name)}).</p>")
+        query = Query(emb, model_id, "latest query")
+        return (result, verdict, ranking_plot(rank, threshold), query,
+                self.session_state(gallery))
+
+    # -- gallery management --------------------------------------------------------------
+    def show_gallery(self, gallery_state=None):
+        gallery = self.gallery(gallery_state)
+        names = [r.name for r in gallery.speakers()]
+        return gallery_html(gallery), gr.update(choices=names, value=None), \
+            self.session_state(gallery)
+
+    @user_errors
+    def list_speakers(self, gallery_state=None):
+        """Returns (list of {name, clips, created, updated, model}, gallery state)."""
+        gallery = self.gallery(gallery_state)
+        rows = [{"name": r.name, "clips": r.clips, "created": r.created, "updated": r.updated,
+                 "model": r.model} for r in gallery.speakers()]
+        return rows, self.session_state(gallery)
+
+    @user_errors
+    def delete_speaker(self, name, gallery_state=None):
+        """Returns (status HTML, gallery HTML, gallery state)."""
+        gallery = self.gallery(gallery_state)
+        if not name:
+            raise UserError("Choose a speaker to delete.")
+        name = normalize_name(name)
+        if not gallery.delete(name):
+            raise UserError(f"No speaker named '{name}' is enrolled.")
+        return (f"<div class='status ok'>Deleted <b>{display_name(name)}</b> and all their clips.</div>",
+                gallery_html(gallery), self.session_state(gallery))
+
+    @user_errors
+    def clear_gallery(self, confirm: bool = False, gallery_state=None):
+        """Returns (status HTML, gallery HTML, gallery state)."""
+        gallery = self.gallery(gallery_state)
+        if not confirm:
+            raise UserError("Tick 'Yes, delete every speaker' to clear the gallery.")
+        n = gallery.clear()
+        return (f"<div class='status ok'>Cleared the gallery ({n} speaker{'s' if n != 1 else ''} deleted).</div>",
+                gallery_html(gallery), self.session_state(gallery))
+
+    @user_errors
+    def export_gallery(self, gallery_state=None):
+        """Returns (path of a JSON file, status HTML, gallery state)."""
+        gallery = self.gallery(gallery_state)
+        if len(gallery) == 0:
+            raise UserError("The gallery is empty: there is nothing to export.")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        path = _tmp_dir() / f"speaker-gallery-{stamp}.json"
+        path.write_text(gallery.export_json(), encoding="utf-8")
+        n = len(gallery)
+        return (str(path), f"<div class='status ok'>Exported {n} speaker{'s' if n != 1 else ''}. "
+                           "The file holds voiceprints (biometric data): keep it private.</div>",
+                self.session_state(gallery))
+
+    @user_errors
+    def import_gallery(self, file, replace: bool = False, model_name: str | None = None,
+                       gallery_state=None):
+        """Returns (status HTML, gallery HTML, gallery state). Rejected whole on any problem."""
+        gallery = self.gallery(gallery_state)
+        model_id = self.models.model_id(model_name or self.models.default())
+        path = _path_of(file)
+        if not isinstance(path, str):
+            raise UserError("Choose a gallery file (.json) to import.")
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            raise UserError("The uploaded file is missing; upload it again.") from None
+        if size > MAX_IMPORT_BYTES:
+            raise UserError(f"The gallery file is too large ({size / 2**20:.0f} MB).")
+        with open(path, "rb") as f:
+            data = f.read()
+        n = gallery.import_json(data, replace=bool(replace), expect_model=model_id)
+        return (f"<div class='status ok'>Imported {n} speaker{'s' if n != 1 else ''}"
+                f"{' (gallery replaced)' if replace else ''}.</div>",
+                gallery_html(gallery), self.session_state(gallery))
+
+    # -- voice map -----------------------------------------------------------------------
+    @user_errors
+    def voice_map(self, include_reference: bool = True, model_name: str | None = None,
+                  gallery_state=None, query=None):
+        """Returns (figure, PNG path, info JSON, gallery state)."""
+        gallery = self.gallery(gallery_state)
+        model_name = model_name or self.models.default()
+        model_id = self.models.model_id(model_name)
+        labels: list[str] = []
+        ref_flags: list[bool] = []
+        blocks = []
+        note = []
+        names, embs = gallery.clip_embeddings()
+        held = gallery.model()
+        if names and held and held[0] != model_id:
+            note.append(f"The gallery was enrolled with '{held[0]}', not '{model_id}': "
+                        "its speakers are not shown.")
+            names, embs = [], embs[:0]
+        if names:
+            labels += names
+            ref_flags += [False] * len(names)
+            blocks.append(embs)
+        if include_reference:
+            rl, re_ = self.models.reference(model_name, self.settings.reference_dir)
+            labels += rl
+            ref_flags += [True] * len(rl)
+            if len(rl):
+                blocks.append(re_)
+        q = None
+        if isinstance(query, Query) and query.model_id == model_id:
+            blocks.append(query.embedding[None, :])
+            q = True
+        if not blocks:
+            fig = projection.plot_voice_map(np.zeros((0, 2)), [], title="Voice map")
+            info = {"points": 0, "method": None, "speakers": [], "notes": note}
+        else:
+            x = np.concatenate(blocks).astype(np.float32)
+            coords, method = projection.project(x)
+            qpt = coords[-1] if q else None
+            pts = coords[:-1] if q else coords
+            fig = projection.plot_voice_map(pts, labels, reference=ref_flags, query=qpt,
+                                            title=f"Voice map · {model_name}", method=method)
+            info = {"points": int(len(labels)), "method": method,
+                    "speakers": list(dict.fromkeys(labels)), "query": bool(q), "notes": note,
+                    "coords": [[round(float(a), 3), round(float(b), 3)] for a, b in pts],
+                    "labels": labels}
+        path = _tmp_dir() / "voice-map.png"
+        projection.figure_png(fig, str(path))
+        for n in note:
+            warn(n)
+        return fig, str(path), info, self.session_state(gallery)
+
+    # -- about ---------------------------------------------------------------------------
+    def model_card(self, model_name: str | None = None) -> str:
+        try:
+            model = self.models.get(model_name)
+        except Exception as e:  # no checkpoint yet: say so instead of failing
+            return f"**No model loaded.** {html.escape(str(e))}"
+        return model_card_markdown(model, self.models.model_id(model_name or self.models.default()))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def model_card_markdown(model: Recognizer, model_id: str) -> str:
+    cfg = model.config
+    meta = dict(model.meta or {})
+    n_params = sum(p.numel() for p in model.net.parameters())
+    enc = type(cfg.encoder).__name__.replace("Config", "")
+    lines = [f"### {html.escape(model.name)}",
+             "",
+             "| | |", "|---|---|",
+             f"| architecture | {html.escape(cfg.name)} ({enc} encoder → statistics pooling → "
+             f"{model.emb_dim}-dim embedding) |",
+             f"| parameters | {n_params / 1e6:.2f} M |",
+             f"| features | {cfg.features.n_mels if hasattr(cfg.features, 'n_mels') else ''} mel bands, 16 kHz |",
+             f"| checkpoint id | `{html.escape(model_id)}` |"]
+    cal = meta.get("calibration") if isinstance(meta.get("calibration"), dict) else {}
+    if cal.get("threshold") is not None:
+        lines.append(f"| calibrated threshold | {float(cal['threshold']):.3f} (cosine, EER point) |")
+    if cal.get("eer") is not None:
+        lines.append(f"| dev EER | {100 * float(cal['eer']):.2f} % |")
+    for key in ("data", "train_data", "dataset", "trained_on", "epochs", "trained", "source"):
+        if key in meta and not isinstance(meta[key], (dict, list)):
+            lines.append(f"| {html.escape(key.replace('_', ' '))} | {_fmt(meta[key])} |")
+    # any per-corpus EER table the training run stored
+    for key in ("eer_by_corpus", "eval", "eer"):
+        table = meta.get(key)
+        if isinstance(table, dict) and table:
+            lines += ["", f"**{html.escape(key.replace('_', ' '))}**", "", "| set | value |", "|---|---|"]
+            for k, v in table.items():
+                if isinstance(v, dict):
+                    v = ", ".join(f"{html.escape(str(a))}: {_fmt(b)}" for a, b in v.items()
+                                  if not isinstance(b, (list, dict)))
+                elif isinstance(v, float) and v < 1:
+                    v = f"{100 * v:.2f} %"
+                lines.append(f"| {html.escape(str(k))} | {v if isinstance(v, str) else _fmt(v)} |")
+    return "\n".join(lines)
+
+
+def example_paths() -> tuple[list[list[str]], list[str]]:
+    rows, labels = [], []
+    for a, b, label in VERIFY_EXAMPLES:
+        pa, pb = EXAMPLES_DIR / a, EXAMPLES_DIR / b
+        if pa.is_file() and pb.is_file():
+            rows.append([str(pa), str(pb)])
+            labels.append(label)
+    return rows, labels
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=1)

@@ -1,0 +1,341 @@
+"""The app's handlers (speaker_core.app_logic), called directly: no server, no browser.
+
+Runs against checkpoints/speakernet-m.pt when it exists; otherwise against a random-weight
+model written to a temp folder (behavioural checks that need a trained model then skip).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import gradio as gr
+from speaker_core import app_logic as al
+from speaker_core.app_logic import Query, Settings, Studio
+
+ROOT = Path(__file__).resolve().parent.parent
+EX = ROOT / "assets" / "examples"
+REF = ROOT / "assets" / "reference"
+TRAINED = (ROOT / "checkpoints" / "speakernet-m.pt").is_file()
+needs_trained = pytest.mark.skipif(not TRAINED, reason="needs the trained checkpoints/speakernet-m.pt")
+
+
+def make_checkpoint_dir(tmp_path_factory) -> Path:
+    """The real checkpoints folder, or a temp one holding a random-weight speakernet-m."""
+    if TRAINED:
+        return ROOT / "checkpoints"
+    import torch
+
+    from speaker_core.checkpoint import save_checkpoint
+    from speaker_core.model import SpeakerModel, preset
+
+    d = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    cal = {"threshold": 0.35, "eer": 0.05,
+           "target_scores": [float(x) for x in rng.normal(0.6, 0.1, 200)],
+           "nontarget_scores": [float(x) for x in rng.normal(0.1, 0.1, 500)]}
+    save_checkpoint(d / "speakernet-m.pt", SpeakerModel(preset("speakernet-m")).eval(),
+                    labels=[], meta={"calibration": cal})
+    return d
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    return Studio(Settings(checkpoint_dir=make_checkpoint_dir(tmp_path_factory),
+                           gallery_path=al.SESSION, max_seconds=6.0))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Edge-case audio files."""
+    d = tmp_path_factory.mktemp("clips")
+    wave, sr = sf.read(EX / "so0049_a.wav", dtype="float32")
+    files = {}
+    sf.write(d / "silent.wav", np.zeros(2 * sr, np.float32), sr)
+    files["silent"] = d / "silent.wav"
+    sf.write(d / "short.wav", wave[: int(0.3 * sr)], sr)
+    files["short"] = d / "short.wav"
+    sf.write(d / "long.wav", np.tile(wave, 2)[: int(7.5 * sr)], sr)  # > max_seconds=6
+    files["long"] = d / "long.wav"
+    sf.write(d / "clipped.wav", np.clip(wave * 20, -1, 1), sr)
+    files["clipped"] = d / "clipped.wav"
+    (d / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10)
+    files["corrupt"] = d / "corrupt.wav"
+    (d / "notes.txt").write_text("this is not audio\n" * 50)
+    files["text"] = d / "notes.txt"
+    with open(d / "huge.wav", "wb") as f:
+        f.truncate((al.MAX_UPLOAD_MB + 1) * 2**20)
+    files["huge"] = d / "huge.wav"
+    (d / "empty.wav").write_bytes(b"")
+    files["empty"] = d / "empty.wav"
+    return {k: str(v) for k, v in files.items()}
+
+
+def ex(name):
+    return str(EX / name)
+
+
+def refs(speaker):
+    return [str(p) for p in sorted(REF.glob(f"{speaker}_*.flac"))]
+
+
+# -------------------------------------------------------------------------------- settings
+def test_settings_from_env():
+    local = Settings.from_env({})
+    assert local.gallery_path == "gallery.db" and not local.per_session
+    space = Settings.from_env({"SPACE_ID": "me/studio"})
+    assert space.per_session and space.on_space
+    pinned = Settings.from_env({"SPACE_ID": "me/studio", "SPEAKER_GALLERY_PATH": "/data/g.db"})
+    assert pinned.gallery_path == "/data/g.db" and not pinned.per_session
+    assert Settings.from_env({"SPEAKER_MAX_SECONDS": "12"}).max_seconds == 12.0
+
+
+def test_models_listed_and_cached(studio):
+    assert "speakernet-m" in studio.model_choices()
+    assert studio.default_model() == "speakernet-m"
+    m1 = studio.models.get("speakernet-m")
+    assert studio.models.get(None) is m1  # loaded once
+    assert studio.models.model_id("speakernet-m").startswith("speakernet-m@")
+    t = studio.default_threshold()
+    assert -1 <= t <= 1
+    assert studio.on_model_change("speakernet-m")[:2] == (t, t)
+    for bad in ["../../etc/passwd", "nope", "speakernet-m.pt/../x"]:
+        with pytest.raises(gr.Error, match="Unknown model"):
+            studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"), bad, 0.5)
+    assert "architecture" in studio.model_card()
+
+
+def test_no_checkpoint_gives_clear_error(tmp_path):
+    s = Studio(Settings(checkpoint_dir=tmp_path, gallery_path=al.SESSION))
+    assert s.model_choices() == [] and s.default_model() is None
+    with pytest.raises(gr.Error, match="No model checkpoint"):
+        s.verify(ex("so0049_a.wav"), ex("so0049_b.wav"))
+    assert "No model loaded" in s.model_card()
+
+
+# -------------------------------------------------------------------------------- verify
+def test_verify_outputs_and_redecide_without_embedding(studio, monkeypatch):
+    result, decision, fig, facts = studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"),
+                                                 "speakernet-m", 0.3)
+    assert set(result) >= {"score", "same_speaker", "threshold", "clips", "warnings"}
+    assert -1 <= result["score"] <= 1 and result["threshold"] == 0.3
+    assert result["same_speaker"] == (result["score"] >= 0.3)
+    assert ("Same speaker" in decision) == result["same_speaker"]
+    assert fig.axes and "so0049_a.wav" in facts and "kHz" in facts
+    c = result["clips"][0]
+    assert c["sample_rate"] == 16000 and 0 < c["speech_fraction"] <= 1 and c["duration_s"] == 4.0
+
+    def boom(*a, **k):
+        raise AssertionError("redecide must not embed")
+
+    monkeypatch.setattr(studio.models.get("speakernet-m"), "embed_batch", boom)
+    for t, same in [(result["score"] - 0.01, True), (result["score"] + 0.01, False)]:
+        r2, d2, _, _ = studio.redecide(result, t)
+        assert r2["same_speaker"] is same and r2["score"] == result["score"]
+        assert ("Same speaker" if same else "Different speakers") in d2
+    assert studio.redecide(None, 0.5) == (gr.skip(),) * 4
+
+
+@needs_trained
+def test_verify_examples_decide_correctly(studio):
+    scores = {}
+    for a, b, label in al.VERIFY_EXAMPLES:
+        result = studio.verify_example(ex(a), ex(b))[0]
+        scores[label] = result["score"]
+        assert result["same_speaker"] == label.startswith("Same"), (label, result)
+    same = [s for k, s in scores.items() if k.startswith("Same")]
+    diff = [s for k, s in scores.items() if k.startswith("Different")]
+    assert min(same) > max(diff)
+
+
+@pytest.mark.parametrize("key, message", [
+    ("silent", "silent"), ("short", "at least"), ("corrupt", "Could not decode"),
+    ("text", "Could not decode"), ("huge", "limit is"), ("empty", "empty")])
+def test_verify_bad_audio_is_a_clear_error(studio, clips, key, message):
+    with pytest.raises(gr.Error, match=message) as e:
+        studio.verify(clips[key], ex("so0049_b.wav"))
+    assert "Clip A" in str(e.value) and "Traceback" not in str(e.value)
+
+
+def test_verify_missing_audio(studio):
+    with pytest.raises(gr.Error, match="Clip A: no audio"):
+        studio.verify(None, ex("so0049_b.wav"))
+    with pytest.raises(gr.Error, match="Clip B: no audio"):
+        studio.verify(ex("so0049_a.wav"), None)
+    with pytest.raises(gr.Error, match="missing"):
+        studio.verify("/nonexistent/file.wav", ex("so0049_b.wav"))
+
+
+def test_verify_quality_warnings(studio, clips):
+    result = studio.verify(clips["long"], clips["clipped"])[0]
+    warnings = " | ".join(result["warnings"])
+    assert "only the first 6 s were used" in warnings
+    assert "clipped" in warnings
+    assert result["clips"][0]["truncated"] and result["clips"][0]["duration_s"] == 6.0
+
+
+# -------------------------------------------------------------------------------- enroll & identify
+def test_enroll_identify_delete_flow(studio, clips):
+    state = None
+    res, table, status, state = studio.enroll("Ada", refs("librispeech-1578")[:2], None, False,
+                                              None, state)
+    assert res["speaker"] == "Ada" and res["clips"] == 2 and "Ada" in table and "Enrolled" in status
+    res, table, status, state = studio.enroll("ada", None, refs("librispeech-1578")[2], True,
+                                              None, state)
+    assert res["clips"] == 3 and "Added 1 clip" in status
+    res, *_, state = studio.enroll("Bob", refs("speechocean-9624")[:2], None, False, None, state)
+    assert [r["name"] for r in studio.list_speakers(state)[0]] == ["Ada", "Bob"]
+
+    result, verdict, fig, query, state = studio.identify(refs("speechocean-9624")[2], None,
+                                                         -1.0, 5, state)
+    assert [r["speaker"] for r in result["ranking"]][0] in ("Ada", "Bob")
+    assert result["speaker"] == result["ranking"][0]["speaker"]  # threshold -1 accepts
+    assert isinstance(query, Query) and fig.axes
+    unknown, verdict, *_ = studio.identify(refs("speechocean-9624")[2], None, 1.0, 5, state)
+    assert unknown["speaker"] is None and "Unknown speaker" in verdict
+    assert unknown["score"] == unknown["ranking"][0]["score"] < 1.0
+
+    status, table, state = studio.delete_speaker("bob", state)
+    assert "Deleted" in status and "Bob" not in table
+    with pytest.raises(gr.Error, match="No speaker named"):
+        studio.delete_speaker("Bob", state)
+    with pytest.raises(gr.Error, match="Tick"):
+        studio.clear_gallery(False, state)
+    assert len(studio.gallery(state)) == 1
+    status, table, state = studio.clear_gallery(True, state)
+    assert "1 speaker deleted" in status and "No speakers enrolled" in table
+    with pytest.raises(gr.Error, match="empty"):
+        studio.identify(refs("speechocean-9624")[2], None, 0.5, 5, state)
+
+
+@needs_trained
+def test_identify_finds_the_right_speaker(studio):
+    state = None
+    for spk in ["librispeech-1578", "speechocean-9624", "cv-fa-54db74ed", "cv-tw-a84d1065"]:
+        *_, state = studio.enroll(spk, refs(spk)[:2], None, False, None, state)
+    for spk in ["librispeech-1578", "speechocean-9624", "cv-fa-54db74ed", "cv-tw-a84d1065"]:
+        result = studio.identify(refs(spk)[2], None, None, 5, state)[0]
+        assert result["ranking"][0]["speaker"] == spk
+
+
+@pytest.mark.parametrize("name, message", [
+    ("", "Enter a speaker name"), ("   ", "Enter a speaker name"), (None, "Enter a speaker name"),
+    ("x" * 65, "too long"), ("bad\x00name", "control"), ("rtl\u202eevil", "control")])
+def test_enroll_bad_names(studio, name, message):
+    with pytest.raises(gr.Error, match=message):
+        studio.enroll(name, [ex("so0049_a.wav")], None, False, None, None)
+
+
+def test_enroll_duplicate_and_html_names(studio):
+    name = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    res, table, status, state = studio.enroll(name, [ex("so0049_a.wav")], None, False, None, None)
+    assert res["speaker"] == name  # stored as typed...
+    for html_out in (table, status):  # ...but always escaped when displayed
+        assert "<script>" not in html_out and "<img" not in html_out
+        assert "&lt;script&gt;" in html_out
+    with pytest.raises(gr.Error, match="already enrolled") as e:
+        studio.enroll(name.upper(), [ex("so0049_b.wav")], None, False, None, state)
+    assert "<script>" not in str(e.value)  # error messages are escaped too
+    with pytest.raises(gr.Error, match="No speaker named"):
+        studio.enroll("Nobody", [ex("so0049_b.wav")], None, True, None, state)
+    long_ok = "N" * 64
+    res = studio.enroll(long_ok, [ex("so0049_b.wav")], None, False, None, state)[0]
+    assert res["speaker"] == long_ok
+    assert studio.gallery(state).speakers()[0].clips == 1
+
+
+def test_enroll_bad_clip_rejects_whole_enrollment(studio, clips):
+    *_, state = studio.enroll("Keep", [ex("so0049_a.wav")], None, False, None, None)
+    before = studio.gallery(state).export_dict()["speakers"]
+    for bad in ("silent", "corrupt", "short", "huge"):
+        with pytest.raises(gr.Error, match="Clip 2"):
+            studio.enroll("New", [ex("so0049_b.wav"), clips[bad]], None, False, None, state)
+        with pytest.raises(gr.Error):
+            studio.enroll("Keep", [clips[bad]], None, True, None, state)
+    with pytest.raises(gr.Error, match="at least one clip"):
+        studio.enroll("New", [], None, False, None, state)
+    with pytest.raises(gr.Error, match="At most"):
+        studio.enroll("New", [ex("so0049_b.wav")] * (al.MAX_ENROLL_CLIPS + 1), None, False,
+                      None, state)
+    assert studio.gallery(state).export_dict()["speakers"] == before
+
+
+def test_sessions_are_private(studio):
+    *_, s1 = studio.enroll("Only-in-one", [ex("so0049_a.wav")], None, False, None, None)
+    _, s2 = studio.list_speakers(None)
+    assert [r["name"] for r in studio.list_speakers(s1)[0]] == ["Only-in-one"]
+    assert studio.list_speakers(s2)[0] == []
+
+
+def test_shared_file_gallery_persists(tmp_path, studio):
+    settings = Settings(checkpoint_dir=studio.settings.checkpoint_dir,
+                        gallery_path=str(tmp_path / "g.db"))
+    s1 = Studio(settings)
+    s1.models = studio.models  # reuse the loaded model
+    res, table, status, state = s1.enroll("Persist", [ex("so0049_a.wav")], None, False, None, None)
+    assert state is None  # the shared gallery is not session state
+    s1.shared_gallery.close()
+    s2 = Studio(settings)
+    assert [r["name"] for r in s2.list_speakers(None)[0]] == ["Persist"]
+    s2.shared_gallery.close()
+
+
+# -------------------------------------------------------------------------------- export / import
+def test_export_import_and_hostile_imports(studio, tmp_path):
+    *_, state = studio.enroll("Exp", [ex("so0049_a.wav")], None, False, None, None)
+    path, status, state = studio.export_gallery(state)
+    assert Path(path).is_file() and "biometric" in status
+    doc = json.loads(Path(path).read_text())
+    assert doc["speakers"][0]["name"] == "Exp"
+
+    status, table, fresh = studio.import_gallery(path, False, None, None)
+    assert "Imported 1 speaker" in status and "Exp" in table
+    with pytest.raises(gr.Error, match="already enrolled"):
+        studio.import_gallery(path, False, None, fresh)
+    before = studio.gallery(fresh).export_dict()["speakers"]
+
+    hostile = {
+        "not_json.json": "{not json",
+        "nan.json": Path(path).read_text().replace("0.", "NaN, 0.", 1),
+        "script.json": json.dumps({**doc, "speakers": [{**doc["speakers"][0],
+                                                        "name": "\u0000<script>"}]}),
+        "wrong_dim.json": json.dumps({**doc, "dim": 3}),
+        "other_model.json": json.dumps({**doc, "model": "someone-else@123"}),
+        "binary.json": None,
+    }
+    for fname, text in hostile.items():
+        p = tmp_path / fname
+        if text is None:
+            p.write_bytes(bytes(range(256)) * 10)
+        else:
+            p.write_text(text)
+        for replace in (False, True):
+            with pytest.raises(gr.Error):
+                studio.import_gallery(str(p), replace, None, fresh)
+            assert studio.gallery(fresh).export_dict()["speakers"] == before
+    with pytest.raises(gr.Error, match="Choose a gallery file"):
+        studio.import_gallery(None, False, None, fresh)
+    with pytest.raises(gr.Error, match="nothing to export"):
+        studio.export_gallery(None)
+
+
+# -------------------------------------------------------------------------------- voice map
+def test_voice_map(studio):
+    fig, png, info, state = studio.voice_map(False, None, None, None)  # nothing at all
+    assert info["points"] == 0 and Path(png).is_file()
+    *_, state = studio.enroll("Mapped", refs("librispeech-40"), None, False, None, None)
+    *_, query, state = studio.identify(refs("librispeech-40")[0], None, None, 3, state)
+    fig, png, info, state = studio.voice_map(False, None, state, query)
+    assert info["method"] == "pca" and info["points"] == 3 and info["query"] is True
+    assert Path(png).read_bytes()[:4] == b"\x89PNG"
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "Mapped" in legend and "latest query" in legend
+    # with the reference set: 27 points -> UMAP
+    fig, png, info, state = studio.voice_map(True, None, state, query)
+    assert info["points"] == 3 + 24 and info["method"] == "umap"
+    assert len(info["speakers"]) == 9 and len(info["coords"]) == 27
+    # a query from another model is not drawn
+    stale = Query(query.embedding, "other@0")
+    assert studio.voice_map(False, None, state, stale)[2]["query"] is False

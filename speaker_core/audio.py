@@ -18,9 +18,9 @@ import soundfile as sf
 import torch
 
 SAMPLE_RATE = 16000
-# Below half a second the statistics pooling sees fewer than 50 frames and embeddings become
-# unreliable (NeMo itself fails at a single frame); 0.5 s still admits 1 s keyword clips.
-MIN_DURATION = 0.5
+# Below a quarter second the pooling sees fewer than 25 frames (NeMo itself fails at one frame) and the
+# embedding says more about the phone than the voice. The app warns well above this (under 1.5 s).
+MIN_DURATION = 0.25
 # A clip whose loudest 25 ms frame stays under -60 dBFS carries no usable signal.
 SILENCE_DBFS = -60.0
 MAX_FILE_BYTES = 200 * 1024 * 1024

@@ -3,9 +3,10 @@
 NeMo's version: TDNN = conv -> ReLU -> BN; the SE-Res blocks use plain grouped convs (no Res2Net split);
 every dilation is 1; multi-layer aggregation concatenates the three SE-block outputs (not layer 0).
 
-NeMo pads features to a multiple of 16 frames and its convs are *not* masked, so frames between an utterance's
-end and that multiple leak into the last valid frames. To give a padded batch the same result as one utterance
-at a time, each k > 1 conv sees its input zeroed past the utterance length rounded up to `pad_to`.
+NeMo's convs here are *not* masked: the STFT gives len//hop + 1 frames, the preprocessor pads them with zeros to a
+multiple of 16, and those padded frames turn non-zero after the first layer and leak into the last valid ones. To
+give NeMo's single-utterance result inside a padded batch, each k > 1 conv sees its input zeroed past exactly that
+padded length, (valid frames + 1) rounded up to `pad_to`.
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ class EcapaEncoder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         T = x.shape[2]
         valid = time_mask(lengths, T)
-        conv_valid = time_mask(round_up(lengths, self.cfg.pad_to), T)
+        conv_valid = time_mask(round_up(lengths + 1, self.cfg.pad_to), T)
         x = self.layer0(x * conv_valid[:, None, :].to(x.dtype))
         outs = []
         for block in self.blocks:

@@ -39,12 +39,14 @@ def colored_noise(n: int, rng: np.random.RandomState, exponent: float = 0.0) -> 
     if exponent == 0.0:
         x = torch.from_numpy(white)
     else:
+        nfft = 1 << max(n - 1, 1).bit_length()  # power-of-two FFT: fast for any clip length
+        white = np.concatenate([white, rng.standard_normal(nfft - n).astype(np.float32)])
         spec = torch.fft.rfft(torch.from_numpy(white))
         f = torch.arange(spec.shape[0], dtype=torch.float32)
         f[0] = 1.0
         spec = spec / f.pow(exponent / 2.0)
         spec[0] = 0.0
-        x = torch.fft.irfft(spec, n=n)
+        x = torch.fft.irfft(spec, n=nfft)[:n]
     return x / _rms(x)
 
 

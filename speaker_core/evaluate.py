@@ -1,0 +1,356 @@
+"""Speaker-verification evaluation: EER and minDCF(p=0.01) per set and pooled, a PNG and a JSON.
+
+Inputs (``python -m speaker_core evaluate CHECKPOINT INPUT``; or ``python -m speaker_core.evaluate``):
+
+* a trials file: one ``enroll_path test_path label`` per line (label 1/0 or target/nontarget); relative
+  paths are resolved against the file's folder. All trials form one set ``trials``.
+* a folder laid out ``<set>/<speaker>/<clip>``: trials are built within each set.
+* a JSON-lines manifest (``audio_filepath``, ``label`` and ``corpus``): sets are the corpora.
+
+Trials built from a folder or a manifest: all same-speaker pairs plus a seeded sample of different-speaker
+pairs (at most ``--max-nontarget`` per set, 20k by default). A speaker who has a single file in a set has no
+target pair; with ``--split-single SEC`` (default 4 s) such a file, if at least 2*SEC long, is cut into two
+halves that act as two utterances (LibriSpeech in our pool has one clip per speaker). ``--crop SEC`` embeds
+only the first SEC seconds of every utterance (to measure short-clip behaviour).
+
+Every utterance is embedded once, whole (no chunking), in batches of similar length (the model masks padding
+with the true lengths). Scores are raw cosines (see speaker_core.scoring).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .scoring import plot_scores, summarize_scores
+
+AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".aif", ".aiff"}
+SR = 16000
+
+
+# --------------------------------------------------------------------------------------------
+# utterance lists and trials
+# --------------------------------------------------------------------------------------------
+def items_from_manifest(path: str) -> List[dict]:
+    from .data import read_manifest
+    return [{"path": r["audio_filepath"], "speaker": r["label"], "set": r.get("corpus", "default")}
+            for r in read_manifest(path)]
+
+
+def items_from_folder(root: str) -> List[dict]:
+    items = []
+    for s in sorted(os.listdir(root)):
+        sd = os.path.join(root, s)
+        if not os.path.isdir(sd):
+            continue
+        for spk in sorted(os.listdir(sd)):
+            pd = os.path.join(sd, spk)
+            if not os.path.isdir(pd):
+                continue
+            for dirpath, _, files in sorted(os.walk(pd)):
+                for f in sorted(files):
+                    if os.path.splitext(f)[1].lower() in AUDIO_EXT:
+                        items.append({"path": os.path.join(dirpath, f), "speaker": f"{s}/{spk}", "set": s})
+    return items
+
+
+def read_trials(path: str) -> Tuple[List[dict], List[Tuple[int, int, int]]]:
+    base = os.path.dirname(os.path.abspath(path))
+    index: Dict[str, int] = {}
+    items: List[dict] = []
+    trials = []
+
+    def idx(p):
+        p = p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
+        if p not in index:
+            index[p] = len(items)
+            items.append({"path": p, "speaker": None, "set": "trials"})
+        return index[p]
+
+    with open(path) as f:
+        for ln in f:
+            parts = ln.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            if len(parts) < 3:
+                raise ValueError(f"bad trial line: {ln!r}")
+            a, b, lab = parts[0], parts[1], parts[2].lower()
+            # accept both "enroll test label" and Kaldi/Vox "label enroll test"
+            if a.lower() in ("0", "1", "target", "nontarget") and lab not in ("0", "1", "target", "nontarget"):
+                a, b, lab = parts[1], parts[2], parts[0].lower()
+            y = 1 if lab in ("1", "target", "true", "same") else 0
+            trials.append((idx(a), idx(b), y))
+    return items, trials
+
+
+def split_single_items(items: List[dict], durations: Sequence[float], min_half: float) -> Tuple[List[dict], List[float]]:
+    """Cut files of single-file speakers (per set) into two halves when each half has >= min_half seconds."""
+    count = defaultdict(int)
+    for it in items:
+        count[(it["set"], it["speaker"])] += 1
+    out, durs = [], []
+    for it, d in zip(items, durations):
+        if count[(it["set"], it["speaker"])] == 1 and d >= 2 * min_half:
+            h = d / 2.0
+            out.append(dict(it, segment=(0.0, h)))
+            out.append(dict(it, segment=(h, d)))
+            durs += [h, d - h]
+        else:
+            out.append(it)
+            durs.append(d)
+    return out, durs
+
+
+def build_trials(items: Sequence[dict], max_nontarget: int = 20000, seed: int = 0,
+                 max_target: Optional[int] = None) -> Dict[str, List[Tuple[int, int, int]]]:
+    """Trials within each set: all same-speaker pairs, and a seeded sample of different-speaker pairs."""
+    by_set: Dict[str, List[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        by_set[it["set"]].append(i)
+    rng = np.random.RandomState(seed)
+    out = {}
+    for s in sorted(by_set):
+        idx = by_set[s]
+        spk = np.array([items[i]["speaker"] for i in idx], dtype=object)
+        tgt = []
+        groups: Dict[str, List[int]] = defaultdict(list)
+        for i in idx:
+            groups[items[i]["speaker"]].append(i)
+        for g in groups.values():
+            for a in range(len(g)):
+                for b in range(a + 1, len(g)):
+                    tgt.append((g[a], g[b], 1))
+        if max_target is not None and len(tgt) > max_target:
+            sel = rng.choice(len(tgt), max_target, replace=False)
+            tgt = [tgt[k] for k in sorted(sel)]
+        n = len(idx)
+        n_non_total = n * (n - 1) // 2 - sum(len(g) * (len(g) - 1) // 2 for g in groups.values())
+        non = []
+        if n_non_total <= max_nontarget:
+            for a in range(n):
+                for b in range(a + 1, n):
+                    if spk[a] != spk[b]:
+                        non.append((idx[a], idx[b], 0))
+        else:
+            seen = set()
+            while len(non) < max_nontarget:
+                a, b = rng.randint(n, size=2)
+                if a == b or spk[a] == spk[b]:
+                    continue
+                key = (min(a, b), max(a, b))
+                if key in seen:
+                    continue
+                seen.add(key)
+                non.append((idx[key[0]], idx[key[1]], 0))
+            non.sort()
+        out[s] = tgt + non
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# embedding
+# --------------------------------------------------------------------------------------------
+@torch.no_grad()
+def embed_waves(model, waves: Sequence[np.ndarray], batch_size: int = 16, device=None,
+                max_batch_samples: int = 16000 * 120, progress: bool = False) -> np.ndarray:
+    """Whole-utterance embeddings (raw, not normalised) of float32 16 kHz waves, batched by similar length."""
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    order = np.argsort([len(w) for w in waves])
+    out: List[Optional[np.ndarray]] = [None] * len(waves)
+    i = 0
+    it_count = 0
+    t0 = time.time()
+    while i < len(order):
+        j = i + 1
+        while (j < len(order) and j - i < batch_size and len(waves[order[j]]) * (j - i + 1) <= max_batch_samples
+               and len(waves[order[j]]) <= 1.25 * len(waves[order[i]]) + 1600):
+            j += 1
+        ids = order[i:j]
+        lens = [max(len(waves[k]), 1) for k in ids]
+        x = torch.zeros(len(ids), max(lens))
+        for r, k in enumerate(ids):
+            w = np.asarray(waves[k], dtype=np.float32)
+            if len(w):
+                x[r, :len(w)] = torch.from_numpy(w)
+        lengths = torch.tensor(lens, dtype=torch.int64)
+        x, lengths = x.to(device), lengths.to(device)
+        e = model(x, lengths)  # the model masks padded frames with the true lengths
+        e = e.float().cpu().numpy()
+        for r, k in enumerate(ids):
+            out[k] = e[r]
+        i = j
+        it_count += 1
+        if progress and it_count % 20 == 0:
+            print(f"  embedded {i}/{len(order)} ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
+    if was_training:
+        model.train()
+    return np.stack(out) if out else np.zeros((0, model.emb_dim), np.float32)
+
+
+def load_item_waves(items: Sequence[dict], loader: Optional[Callable[[str], np.ndarray]] = None,
+                    crop: Optional[float] = None) -> List[np.ndarray]:
+    from .data import load_wave
+    loader = loader or load_wave
+    cache: Dict[str, np.ndarray] = {}
+    waves = []
+    for it in items:
+        p = it["path"]
+        if p not in cache:
+            cache[p] = loader(p)
+        w = cache[p]
+        if "segment" in it:
+            a, b = it["segment"]
+            w = w[int(a * SR):int(b * SR)]
+        if crop:
+            w = w[:int(crop * SR)]
+        waves.append(w)
+    return waves
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------
+def score_trials(emb: np.ndarray, trials: Sequence[Tuple[int, int, int]]) -> Tuple[np.ndarray, np.ndarray]:
+    e = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    if not trials:
+        return np.zeros(0), np.zeros(0)
+    t = np.asarray(trials, dtype=np.int64)
+    s = np.einsum("ij,ij->i", e[t[:, 0]], e[t[:, 1]])
+    return s[t[:, 2] == 1], s[t[:, 2] == 0]
+
+
+def evaluate_embeddings(emb: np.ndarray, trials_by_set: Dict[str, Sequence[Tuple[int, int, int]]],
+                        p_target: float = 0.01) -> Tuple[dict, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+    """Per-set and pooled metrics. Returns (results, scores) where scores[set] = (target, nontarget)."""
+    res: dict = {"sets": {}}
+    scores = {}
+    all_t, all_n = [], []
+    for s, tr in trials_by_set.items():
+        t, n = score_trials(emb, tr)
+        scores[s] = (t, n)
+        all_t.append(t)
+        all_n.append(n)
+        res["sets"][s] = summarize_scores(t, n, p_target)
+    pt = np.concatenate(all_t) if all_t else np.zeros(0)
+    pn = np.concatenate(all_n) if all_n else np.zeros(0)
+    res["pooled"] = summarize_scores(pt, pn, p_target)
+    scores = {"pooled": (pt, pn), **scores}
+    valid = [v["eer"] for v in res["sets"].values() if v["eer"] is not None]
+    res["mean_set_eer"] = float(np.mean(valid)) if valid else None
+    return res, scores
+
+
+def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_threshold: float, eer: float,
+                            max_scores: int = 2000, seed: int = 0) -> dict:
+    rng = np.random.RandomState(seed)
+
+    def sub(x):
+        x = np.asarray(x, dtype=np.float64)
+        if len(x) > max_scores:
+            x = x[np.sort(rng.choice(len(x), max_scores, replace=False))]
+        return [round(float(v), 4) for v in x]
+
+    return {"threshold": float(eer_threshold), "eer": float(eer), "scale": "cosine",
+            "target_scores": sub(target), "nontarget_scores": sub(nontarget)}
+
+
+def evaluate(model, items: Sequence[dict], trials_by_set, waves: Optional[List[np.ndarray]] = None,
+             batch_size: int = 16, device=None, crop: Optional[float] = None, progress: bool = False):
+    if waves is None:
+        waves = load_item_waves(items, crop=crop)
+    emb = embed_waves(model, waves, batch_size=batch_size, device=device, progress=progress)
+    res, scores = evaluate_embeddings(emb, trials_by_set)
+    res["n_utterances"] = len(items)
+    return res, scores, emb
+
+
+def format_results(res: dict) -> str:
+    lines = [f"{'set':34s} {'EER%':>7s} {'minDCF':>7s} {'thr':>7s} {'#tgt':>6s} {'#non':>7s}"]
+    rows = list(res["sets"].items()) + [("POOLED", res["pooled"])]
+    for s, v in rows:
+        eer = f"{v['eer']:.2f}" if v["eer"] is not None else "n/a"
+        dcf = v.get("min_dcf_p0.01")
+        dcf = f"{dcf:.3f}" if dcf is not None else "n/a"
+        thr = f"{v['eer_threshold']:.3f}" if v.get("eer_threshold") is not None else "n/a"
+        lines.append(f"{s:34s} {eer:>7s} {dcf:>7s} {thr:>7s} {v['n_target']:6d} {v['n_nontarget']:7d}")
+    if res.get("mean_set_eer") is not None:
+        lines.append(f"mean EER over sets with both trial kinds: {res['mean_set_eer']:.2f}%")
+    return "\n".join(lines)
+
+
+def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="speaker_core evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", help=".pt (ours) or .nemo checkpoint")
+    ap.add_argument("input", help="trials file, <set>/<speaker>/<clip> folder, or .jsonl manifest")
+    ap.add_argument("--out", default=None, help="output prefix (default runs/eval/<checkpoint>_<input>)")
+    ap.add_argument("--max-nontarget", type=int, default=20000)
+    ap.add_argument("--split-single", type=float, default=4.0,
+                    help="split files of single-file speakers into halves if each half has >= SEC s (0: off)")
+    ap.add_argument("--crop", type=float, default=None, help="embed only the first SEC seconds")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default=None)
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from .checkpoint import load_checkpoint
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_checkpoint(a.checkpoint, device=device).eval()
+
+    if os.path.isdir(a.input):
+        items = items_from_folder(a.input)
+        trials = None
+    elif a.input.endswith((".jsonl", ".json")):
+        items = items_from_manifest(a.input)
+        trials = None
+    else:
+        items, tr = read_trials(a.input)
+        trials = {"trials": tr}
+    if not items:
+        print(f"no audio found in {a.input}", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    waves = load_item_waves(items)
+    if trials is None:
+        if a.split_single and a.split_single > 0:
+            durs = [len(w) / SR for w in waves]
+            items, _ = split_single_items(items, durs, a.split_single)
+            waves = load_item_waves(items)
+        trials = build_trials(items, a.max_nontarget, a.seed)
+    if a.crop:
+        waves = [w[:int(a.crop * SR)] for w in waves]
+    res, scores, _ = evaluate(model, items, trials, waves=waves, batch_size=a.batch_size, device=device,
+                              progress=True)
+    res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
+                "crop": a.crop, "split_single": a.split_single, "max_nontarget": a.max_nontarget,
+                "seed": a.seed, "seconds": round(time.time() - t0, 1),
+                "model_calibration_threshold": (model.meta.get("calibration") or {}).get("threshold")})
+    out = a.out
+    if out is None:
+        os.makedirs(os.path.join("runs", "eval"), exist_ok=True)
+        stem = os.path.splitext(os.path.basename(a.checkpoint))[0]
+        istem = os.path.splitext(os.path.basename(os.path.normpath(a.input)))[0]
+        out = os.path.join("runs", "eval", f"{stem}_{istem}" + (f"_crop{a.crop:g}" if a.crop else ""))
+    os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
+    with open(out + ".json", "w") as f:
+        json.dump(res, f, indent=1)
+    plot_scores(out + ".png", scores, title=f"{os.path.basename(a.checkpoint)} on {os.path.basename(a.input)}",
+                threshold=res["model_calibration_threshold"])
+    print(format_results(res))
+    print(f"wrote {out}.json and {out}.png ({res['seconds']}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_evaluate())

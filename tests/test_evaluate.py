@@ -1,0 +1,79 @@
+import json
+import os
+
+import numpy as np
+import torch
+
+from speaker_core.evaluate import build_trials, evaluate_embeddings, items_from_folder, main_evaluate, split_single_items
+
+
+def _tiny_checkpoint(path):
+    import dataclasses
+    from speaker_core.checkpoint import save_checkpoint
+    from speaker_core.model import SpeakerModel, preset
+    cfg = preset("speakernet-m", num_classes=0)
+    blocks = [dataclasses.replace(b, filters=16) for b in cfg.encoder.blocks[:-1]]
+    blocks.append(dataclasses.replace(cfg.encoder.blocks[-1], filters=32))
+    cfg.encoder.blocks = blocks
+    cfg.decoder = dataclasses.replace(cfg.decoder, feat_in=32, emb_sizes=[16])
+    torch.manual_seed(0)
+    save_checkpoint(path, SpeakerModel(cfg), labels=[], meta={"calibration": {"threshold": 0.5}}, half=True,
+                    drop_head=True)
+
+
+def _folder(root):
+    import soundfile as sf
+    rng = np.random.RandomState(0)
+    for s in ("setA", "setB"):
+        for spk in range(3):
+            for k in range(2):
+                p = os.path.join(root, s, f"spk{spk}", f"{k}.wav")
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                t = np.arange(16000) / 16000
+                x = 0.3 * np.sin(2 * np.pi * (120 + 40 * spk) * t) + 0.02 * rng.randn(len(t))
+                sf.write(p, x.astype(np.float32), 16000)
+
+
+def test_build_trials_counts():
+    items = [{"speaker": f"s{i // 3}", "set": "a" if i < 9 else "b"} for i in range(15)]
+    tr = build_trials(items, max_nontarget=10, seed=0)
+    a = tr["a"]
+    assert sum(y for *_, y in a) == 9               # 3 speakers x C(3,2)
+    assert sum(1 - y for *_, y in a) == 10          # capped, sampled
+    assert all(items[i]["set"] == "a" and items[j]["set"] == "a" for i, j, _ in a)
+    assert build_trials(items, 10, 0) == tr         # seeded
+    b = tr["b"]                                     # 2 speakers: 6 target, 9 non-target (< cap: all)
+    assert sum(y for *_, y in b) == 6 and sum(1 - y for *_, y in b) == 9
+    emb = np.zeros((15, 2))
+    emb[:, 0] = [int(it["speaker"][1:]) for it in items]
+    emb[:, 1] = 1.0
+    res, scores = evaluate_embeddings(np.stack([np.cos(emb[:, 0]), np.sin(emb[:, 0])], 1), tr)
+    assert res["sets"]["a"]["eer"] == 0.0 and res["pooled"]["n_target"] == 15
+
+
+def test_split_single():
+    items = [{"speaker": "x", "set": "s", "path": "p"}, {"speaker": "y", "set": "s"}, {"speaker": "y", "set": "s"}]
+    out, d = split_single_items(items, [10.0, 10.0, 10.0], 4.0)
+    assert len(out) == 4 and out[0]["segment"] == (0.0, 5.0) and d[:2] == [5.0, 5.0]
+
+
+def test_evaluate_tiny_folder(tmp_path):
+    root = str(tmp_path / "eval")
+    _folder(root)
+    assert len(items_from_folder(root)) == 12
+    ck = str(tmp_path / "tiny.pt")
+    _tiny_checkpoint(ck)
+    out = str(tmp_path / "res")
+    assert main_evaluate([ck, root, "--out", out, "--threads", "1"]) == 0
+    res = json.load(open(out + ".json"))
+    assert set(res["sets"]) == {"setA", "setB"}
+    assert res["sets"]["setA"]["n_target"] == 3 and res["sets"]["setA"]["n_nontarget"] == 12
+    assert 0.0 <= res["pooled"]["eer"] <= 100.0 and os.path.getsize(out + ".png") > 1000
+    # a trials file with relative paths
+    tf = os.path.join(root, "trials.txt")
+    with open(tf, "w") as f:
+        f.write("setA/spk0/0.wav setA/spk0/1.wav 1\nsetA/spk0/0.wav setA/spk1/0.wav 0\n"
+                "setB/spk2/0.wav setB/spk2/1.wav target\nsetB/spk2/0.wav setB/spk1/1.wav nontarget\n")
+    assert main_evaluate([ck, tf, "--out", out + "_t", "--threads", "1"]) == 0
+    r2 = json.load(open(out + "_t.json"))
+    assert r2["sets"]["trials"]["n_target"] == 2 and r2["sets"]["trials"]["n_nontarget"] == 2

@@ -1,0 +1,99 @@
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from speaker_core.train import load_config, train
+
+
+def _make_pool(root, n_spk=6, n_files=3, dur=1.2, sr=16000):
+    import soundfile as sf
+    rows = []
+    rng = np.random.RandomState(0)
+    for s in range(n_spk):
+        f0 = 100 + 25 * s
+        for k in range(n_files):
+            t = np.arange(int(dur * sr)) / sr
+            x = 0.3 * np.sin(2 * np.pi * f0 * t) + 0.1 * np.sin(2 * np.pi * 3 * f0 * t) + 0.02 * rng.randn(len(t))
+            p = os.path.join(root, "pool", f"c/{s}/{k}.wav")
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            sf.write(p, x.astype(np.float32), sr)
+            rows.append({"audio_filepath": p, "duration": dur, "label": f"c/{s}", "corpus": "c"})
+    tr = [r for r in rows if r["label"] not in ("c/0", "c/1")]
+    dv = [r for r in rows if r["label"] in ("c/0", "c/1")]
+    for name, rr in (("train", tr), ("dev", dv)):
+        with open(os.path.join(root, f"{name}.jsonl"), "w") as f:
+            for r in rr:
+                f.write(json.dumps(r) + "\n")
+    np.save(os.path.join(root, "teacher.npy"), rng.randn(len(tr), 8).astype(np.float32))
+    return tr, dv
+
+
+def _cfg(root, out, **kw):
+    sets = [f"out={out}", f"data.train={root}/train.jsonl", f"data.dev={root}/dev.jsonl", f"data.cache_dir={root}",
+            "data.crop_min=0.5", "data.crop_max=0.8", "batch_size=4", "threads=1", "epochs=2",
+            "max_steps_per_epoch=2", "model.filters=16", "model.epilog=32", "model.decoder.emb_sizes=[16]",
+            "model.decoder.normalize_weight=true", f"teacher.path={root}/teacher.npy", "teacher.weight=1.0",
+            "val.crop_eval=0.5", "tqdm_interval=1000", f"export={out}/export.pt"]
+    sets += [f"{k}={v}" for k, v in kw.items()]
+    return load_config("configs/speakernet-m.yaml", sets)
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def _ddp_worker(rank, world, port, cfg, out):
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    res = train(cfg)
+    torch.save(res["model"].state_dict(), os.path.join(out, f"rank{rank}.pt"))
+
+
+def test_ddp_two_processes_gloo(tmp_path):
+    root = str(tmp_path)
+    _make_pool(root)
+    out = os.path.join(root, "ddp")
+    os.makedirs(out, exist_ok=True)
+    cfg = _cfg(root, out)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), cfg, out), nprocs=2, join=True)
+    a = torch.load(os.path.join(out, "rank0.pt"))
+    b = torch.load(os.path.join(out, "rank1.pt"))
+    for k in a:  # DDP keeps the replicas identical
+        if a[k].is_floating_point() and "running" not in k:
+            assert torch.allclose(a[k], b[k], atol=1e-6), k
+    for f in ("last.pt", "best.pt", "export.pt", "history.json"):
+        assert os.path.exists(os.path.join(out, f)), f
+    hist = json.load(open(os.path.join(out, "history.json")))
+    assert len(hist) == 2 and "dev" in hist[0]
+    from speaker_core.checkpoint import load_checkpoint
+    m = load_checkpoint(os.path.join(out, "export.pt"))
+    cal = m.meta["calibration"]
+    assert -1 <= cal["threshold"] <= 1 and len(cal["target_scores"]) > 0
+    assert m.meta["recipe"]["world_size"] == 2 and "train" in m.meta["data"]
+    assert m.config.decoder.num_classes == 0
+
+
+def test_resume_restores_state(tmp_path):
+    root = str(tmp_path)
+    _make_pool(root)
+    full = train(_cfg(root, os.path.join(root, "full")))
+    part = os.path.join(root, "part")
+    train(_cfg(root, part, stop_after_epochs=1))
+    st = torch.load(os.path.join(part, "last.pt"), weights_only=False)
+    assert st["epoch"] == 0 and "optimizer" in st and "rng" in st and "scheduler" in st
+    res = train(_cfg(root, part), resume=True)
+    assert [h["epoch"] for h in res["history"]] == [0, 1]
+    sa, sb = full["model"].state_dict(), res["model"].state_dict()
+    for k in sa:
+        if sa[k].is_floating_point():
+            assert torch.allclose(sa[k], sb[k], atol=1e-5), k

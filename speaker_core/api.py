@@ -127,7 +127,8 @@ class Recognizer:
         waves = [load_clip(it).wave for it in items]
         if not waves:
             return np.zeros((0, self.emb_dim), np.float32)
-        batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
+        # On CPU padding costs more than batching saves (measured in benchmarks/bench_embed.py): one clip at a time.
+        batch_size = batch_size or (64 if self.device.type == "cuda" else 1)
         order = np.argsort([w.size for w in waves])
         out = torch.empty(len(waves), self.emb_dim)
         for s in range(0, len(order), batch_size):

@@ -26,9 +26,11 @@ CSS = """
 .empty-state {color: var(--body-text-color-subdued); font-style: italic; padding: 14px;
               border: 1px dashed var(--border-color-primary); border-radius: 8px; text-align: center;}
 table.facts, table.gallery {width: 100%; border-collapse: collapse; font-size: .95em;}
+table.facts, table.gallery {border: none !important;}
 table.facts th, table.facts td, table.gallery th, table.gallery td {
-    padding: 6px 8px; border-bottom: 1px solid var(--border-color-primary); text-align: left;
-    vertical-align: top;}
+    padding: 6px 8px; border: none !important; text-align: left; vertical-align: top;
+    border-bottom: 1px solid var(--border-color-primary) !important;}
+table.facts th, table.gallery th {font-weight: 600; background: var(--background-fill-secondary);}
 td.clipname, td.spk {overflow-wrap: anywhere; word-break: break-word; max-width: 28ch;}
 ul.warnings {margin: 0; padding-left: 1.1em; list-style: none;}
 ul.warnings li {margin: 0;}
@@ -82,47 +84,53 @@ def build_demo(studio: Studio) -> gr.Blocks:
     default = studio.default_model()
     t0 = studio.default_threshold(default)
     examples, example_labels = example_paths()
-    audio = dict(sources=["microphone", "upload"], type="filepath")
+    upload_first = dict(sources=["upload", "microphone"], type="filepath")
+    mic_first = dict(sources=["microphone", "upload"], type="filepath")
     thr = dict(minimum=-0.2, maximum=1.0, step=0.01, value=t0)
 
     with gr.Blocks(title=TITLE) as demo:
         gallery_state = gr.State(None, delete_callback=lambda g: g.close() if g else None)
         query_state = gr.State(None)
 
-        gr.Markdown(f"# 🎙️ {TITLE}\nCompare two voices, enroll and identify speakers, and explore "
+        gr.Markdown(f"# {TITLE}\nCompare two voices, enroll and identify speakers, and explore "
                     "the voice space. Speaker embeddings from NeMo-style SpeakerNet / ECAPA / "
                     "TitaNet models in plain PyTorch.")
         model_dd = gr.Dropdown(models, value=default, label="Model",
                                info="Shipped checkpoints plus any .pt / .nemo in checkpoints/",
                                interactive=True, allow_custom_value=False)
 
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):
             # ---------------------------------------------------------------- Verify
             with gr.Tab("Verify", id="verify"):
                 gr.Markdown("Are these two clips the same speaker? Record or upload two clips "
                             "(2-30 s of speech each works best).")
                 with gr.Row(equal_height=True):
-                    audio_a = gr.Audio(label="Clip A", **audio)
-                    audio_b = gr.Audio(label="Clip B", **audio)
+                    audio_a = gr.Audio(label="Clip A", elem_id="verify-a", **upload_first)
+                    audio_b = gr.Audio(label="Clip B", elem_id="verify-b", **upload_first)
+                # outputs are created first (unrendered) so the examples can sit by the inputs
+                v_decision = gr.HTML(empty_html("Add two clips and press Verify."),
+                                     label="decision", elem_id="verify-decision", render=False)
+                v_plot = gr.Plot(label="Score against the calibration distributions",
+                                 format="png", show_label=False, render=False)
+                v_facts = gr.HTML(label="clip_quality", elem_id="verify-facts", render=False)
+                v_json = gr.JSON(label="Result", render=False)
+                if examples:
+                    gr.Examples(examples, inputs=[audio_a, audio_b],
+                                outputs=[v_json, v_decision, v_plot, v_facts],
+                                fn=studio.verify_example, cache_examples=True, cache_mode="lazy",
+                                example_labels=example_labels,
+                                label="Examples: real speakers never seen in training "
+                                      "(assets/ATTRIBUTION.md)", api_visibility="private")
                 with gr.Row(equal_height=True):
                     v_threshold = gr.Slider(label="Decision threshold (cosine)", scale=3,
                                             info="Default: the model's calibrated EER threshold. "
                                                  "Moving it re-decides at once.", **thr)
                     verify_btn = gr.Button("Verify", variant="primary", scale=1, elem_id="verify-btn")
-                v_decision = gr.HTML(empty_html("Add two clips and press Verify."),
-                                     label="decision", elem_id="verify-decision")
-                with gr.Row():
-                    v_plot = gr.Plot(label="Score against the calibration distributions",
-                                     format="png")
-                v_facts = gr.HTML(label="clip_quality", elem_id="verify-facts")
+                v_decision.render()
+                v_facts.render()
+                v_plot.render()
                 with gr.Accordion("Result as JSON", open=False):
-                    v_json = gr.JSON(label="Result")
-                if examples:
-                    gr.Examples(examples, inputs=[audio_a, audio_b],
-                                outputs=[v_json, v_decision, v_plot, v_facts],
-                                fn=studio.verify_example, cache_examples=True, cache_mode="lazy",
-                                example_labels=example_labels, label="Examples (real speakers, "
-                                "see assets/ATTRIBUTION.md)", api_visibility="private")
+                    v_json.render()
 
             # ---------------------------------------------------------------- Enroll & identify
             with gr.Tab("Enroll & identify", id="gallery"):
@@ -136,7 +144,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                           file_count="multiple", file_types=["audio"],
                                           elem_id="enroll-clips")
                         e_record = gr.Audio(label="…and/or record one", elem_id="enroll-record",
-                                            **audio)
+                                            **mic_first)
                         e_add = gr.Checkbox(label="Add to an existing speaker", value=False)
                         enroll_btn = gr.Button("Enroll", variant="primary", elem_id="enroll-btn")
                         e_status = gr.HTML(label="status", elem_id="enroll-status")
@@ -146,14 +154,14 @@ def build_demo(studio: Studio) -> gr.Blocks:
                         gr.Markdown("### Identify a clip\nWho in the gallery is speaking? Below the "
                                     "threshold the answer is *unknown speaker*.")
                         i_audio = gr.Audio(label="Clip to identify", elem_id="identify-audio",
-                                           **audio)
+                                           **upload_first)
                         with gr.Row():
                             i_threshold = gr.Slider(label="Threshold", scale=2, **thr)
                             i_topk = gr.Slider(1, 10, value=TOP_K, step=1, label="Top k", scale=1)
                         identify_btn = gr.Button("Identify", variant="primary",
                                                  elem_id="identify-btn")
                         i_decision = gr.HTML(label="decision", elem_id="identify-decision")
-                        i_plot = gr.Plot(label="Top matches", format="png")
+                        i_plot = gr.Plot(label="Top matches", format="png", show_label=False)
                         with gr.Accordion("Identification result as JSON", open=False):
                             i_json = gr.JSON(label="Result")
 
@@ -161,27 +169,32 @@ def build_demo(studio: Studio) -> gr.Blocks:
                 g_table = gr.HTML(empty_html("No speakers enrolled yet."), label="gallery",
                                   elem_id="gallery-table")
                 g_status = gr.HTML(label="status", elem_id="gallery-status")
-                with gr.Row():
-                    with gr.Column(min_width=240):
-                        g_delete_name = gr.Dropdown([], label="Speaker", allow_custom_value=True,
-                                                    interactive=True)
-                        delete_btn = gr.Button("Delete speaker", variant="stop", size="sm")
-                    with gr.Column(min_width=240):
-                        g_confirm = gr.Checkbox(label="Yes, delete every speaker", value=False)
-                        clear_btn = gr.Button("Clear gallery", variant="stop", size="sm")
-                    with gr.Column(min_width=240):
-                        export_btn = gr.Button("Export gallery", size="sm")
-                        g_export = gr.File(label="Exported file", interactive=False, height=80)
-                    with gr.Column(min_width=240):
-                        g_import = gr.File(label="Import a gallery file (.json)",
-                                           file_types=[".json"], height=80)
-                        g_replace = gr.Checkbox(label="Replace the current gallery", value=False)
-                        import_btn = gr.Button("Import", size="sm")
+                with gr.Accordion("Manage the gallery: delete, clear, export, import",
+                                  open=True):
+                    with gr.Row():
+                        with gr.Column(min_width=260):
+                            g_delete_name = gr.Dropdown([], label="Delete one speaker",
+                                                        allow_custom_value=True, interactive=True)
+                            delete_btn = gr.Button("Delete speaker", variant="stop")
+                        with gr.Column(min_width=260):
+                            g_confirm = gr.Checkbox(label="Yes, delete every speaker", value=False)
+                            clear_btn = gr.Button("Clear gallery", variant="stop")
+                    with gr.Row():
+                        with gr.Column(min_width=260):
+                            export_btn = gr.Button("Export gallery to a file")
+                            g_export = gr.File(label="Exported gallery (JSON)", interactive=False,
+                                               elem_id="gallery-export")
+                        with gr.Column(min_width=260):
+                            g_import = gr.File(label="Gallery file to import (JSON)",
+                                               file_types=[".json"], elem_id="gallery-import")
+                            g_replace = gr.Checkbox(label="Replace the current gallery",
+                                                    value=False)
+                            import_btn = gr.Button("Import")
                 gr.Markdown("Voiceprints are biometric data: enroll only people who agreed to it. "
                             "See About → Privacy.", elem_classes="privacy")
 
             # ---------------------------------------------------------------- Voice map
-            with gr.Tab("Voice map", id="map"):
+            with gr.Tab("Voice map", id="map") as map_tab:
                 gr.Markdown("A 2-D map (UMAP, or PCA when there are few points) of every enrolled "
                             "clip plus a bundled reference set of 8 speakers. Clips of one voice "
                             "should cluster; the star is your latest Identify query.")
@@ -189,8 +202,9 @@ def build_demo(studio: Studio) -> gr.Blocks:
                     m_ref = gr.Checkbox(label="Include the reference speakers", value=True)
                     map_btn = gr.Button("Draw the voice map", variant="primary",
                                         elem_id="map-btn")
-                m_plot = gr.Plot(label="Voice map", format="png")
-                m_file = gr.File(label="Download the map (PNG)", interactive=False, height=80)
+                m_plot = gr.Plot(label="Voice map", format="png", elem_id="map-plot",
+                                 show_label=False)
+                m_file = gr.File(label="Download the map (PNG)", interactive=False)
                 with gr.Accordion("Map data as JSON", open=False):
                     m_json = gr.JSON(label="Points")
 
@@ -235,9 +249,10 @@ def build_demo(studio: Studio) -> gr.Blocks:
         import_btn.click(studio.import_gallery, [g_import, g_replace, model_dd, gallery_state],
                          [g_status, g_table, gallery_state], api_name="import_gallery"
                          ).then(**refresh)
-        map_btn.click(studio.voice_map, [m_ref, model_dd, gallery_state, query_state],
-                      [m_plot, m_file, m_json, gallery_state], api_name="voice_map",
-                      concurrency_id="model")
+        map_io = dict(fn=studio.voice_map, inputs=[m_ref, model_dd, gallery_state, query_state],
+                      outputs=[m_plot, m_file, m_json, gallery_state], concurrency_id="model")
+        map_btn.click(**map_io, api_name="voice_map")
+        map_tab.select(**map_io, api_visibility="private")  # draw when the tab opens
 
     demo.queue(max_size=64, default_concurrency_limit=2)
     return demo

@@ -336,7 +336,7 @@ def _figure(w=7.0, h=3.2):
 
 def score_plot(score: float, threshold: float, cal: dict | None):
     """The score on the checkpoint's same- and different-speaker score distributions."""
-    fig = _figure()
+    fig = _figure(8.0, 3.0)
     ax = fig.add_subplot()
     cal = cal or {}
     tgt = np.asarray(cal.get("target_scores") or [], dtype=np.float64)
@@ -356,8 +356,8 @@ def score_plot(score: float, threshold: float, cal: dict | None):
     ax.set_xlim(lo, hi)
     ax.set_xlabel("cosine score")
     ax.set_yticks([])
-    ax.set_title("Where this score falls", fontsize=11)
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_title("This score against the model's calibration trials", fontsize=10, loc="left")
+    fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     return fig
@@ -365,7 +365,7 @@ def score_plot(score: float, threshold: float, cal: dict | None):
 
 def ranking_plot(ranking: list[dict], threshold: float):
     n = max(1, len(ranking))
-    fig = _figure(7.0, 0.6 + 0.45 * n)
+    fig = _figure(7.0, 1.3 + 0.4 * n)
     ax = fig.add_subplot()
     if not ranking:
         ax.text(0.5, 0.5, "The gallery is empty.", ha="center", va="center", transform=ax.transAxes)
@@ -381,9 +381,11 @@ def ranking_plot(ranking: list[dict], threshold: float):
     for yi, s in zip(y, scores):
         ax.text(max(s, 0) + 0.01, yi, f"{s:.2f}", va="center", fontsize=8)
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:.2f}")
-    ax.set_xlim(min(0.0, min(scores) - 0.05), 1.05)
+    ax.set_xlim(min(0.0, min(scores) - 0.05), 1.12)
     ax.set_xlabel("cosine score with the speaker's voiceprint")
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.set_title(f"Top {len(ranking)} match{'es' if len(ranking) != 1 else ''}", fontsize=10,
+                 loc="left")
+    fig.legend(loc="outside lower right", fontsize=8, frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return fig
@@ -761,39 +763,66 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
+def _pct(v) -> str:
+    try:
+        return f"{float(v):.2f} %"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
 def model_card_markdown(model: Recognizer, model_id: str) -> str:
+    """Architecture, training data and dev EER from the checkpoint's metadata (what is there)."""
     cfg = model.config
     meta = dict(model.meta or {})
     n_params = sum(p.numel() for p in model.net.parameters())
     enc = type(cfg.encoder).__name__.replace("Config", "")
-    lines = [f"### {html.escape(model.name)}",
-             "",
-             "| | |", "|---|---|",
-             f"| architecture | {html.escape(cfg.name)} ({enc} encoder → statistics pooling → "
-             f"{model.emb_dim}-dim embedding) |",
-             f"| parameters | {n_params / 1e6:.2f} M |",
-             f"| features | {cfg.features.n_mels if hasattr(cfg.features, 'n_mels') else ''} mel bands, 16 kHz |",
-             f"| checkpoint id | `{html.escape(model_id)}` |"]
+    n_mels = getattr(cfg.features, "n_mels", None) or getattr(cfg.features, "nfilt", None)
+    lines = [f"### Model card: {html.escape(model.name)}", "",
+             "| property | value |", "|---|---|",
+             f"| architecture | {html.escape(cfg.name)}: {enc} encoder → statistics pooling → "
+             f"{model.emb_dim}-dim speaker embedding |",
+             f"| parameters | {n_params / 1e6:.2f} M |"]
+    if n_mels:
+        lines.append(f"| input | 16 kHz mono audio, {n_mels} log-mel bands |")
+    lines.append(f"| checkpoint id | `{html.escape(model_id)}` |")
     cal = meta.get("calibration") if isinstance(meta.get("calibration"), dict) else {}
     if cal.get("threshold") is not None:
-        lines.append(f"| calibrated threshold | {float(cal['threshold']):.3f} (cosine, EER point) |")
+        lines.append(f"| calibrated threshold | {float(cal['threshold']):.3f} (cosine, at the dev EER point) |")
+    else:
+        lines.append(f"| threshold | {DEFAULT_THRESHOLD} (default: this checkpoint carries no calibration) |")
     if cal.get("eer") is not None:
-        lines.append(f"| dev EER | {100 * float(cal['eer']):.2f} % |")
-    for key in ("data", "train_data", "dataset", "trained_on", "epochs", "trained", "source"):
-        if key in meta and not isinstance(meta[key], (dict, list)):
-            lines.append(f"| {html.escape(key.replace('_', ' '))} | {_fmt(meta[key])} |")
-    # any per-corpus EER table the training run stored
-    for key in ("eer_by_corpus", "eval", "eer"):
-        table = meta.get(key)
-        if isinstance(table, dict) and table:
-            lines += ["", f"**{html.escape(key.replace('_', ' '))}**", "", "| set | value |", "|---|---|"]
-            for k, v in table.items():
-                if isinstance(v, dict):
-                    v = ", ".join(f"{html.escape(str(a))}: {_fmt(b)}" for a, b in v.items()
-                                  if not isinstance(b, (list, dict)))
-                elif isinstance(v, float) and v < 1:
-                    v = f"{100 * v:.2f} %"
-                lines.append(f"| {html.escape(str(k))} | {v if isinstance(v, str) else _fmt(v)} |")
+        lines.append(f"| pooled dev EER | {_pct(100 * float(cal['eer']))} |")
+    for key, label in (("trained_epochs", "trained epochs"), ("created", "created"),
+                       ("source", "file")):
+        if key in meta and isinstance(meta[key], (str, int, float)):
+            lines.append(f"| {label} | {_fmt(meta[key])} |")
+    recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
+    if recipe.get("loss"):
+        lines.append(f"| loss | {_fmt(recipe['loss'])} |")
+    data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+    train, dev = data.get("train"), data.get("dev")
+    if isinstance(train, dict) and train:
+        lines += ["", "**Training data** (speaker-disjoint split: dev speakers are never trained on)", "",
+                  "| corpus | train speakers | train minutes | dev speakers |", "|---|---|---|---|"]
+        for corpus, t in train.items():
+            if not isinstance(t, dict):
+                continue
+            d = dev.get(corpus, {}) if isinstance(dev, dict) else {}
+            lines.append(f"| {html.escape(str(corpus))} | {_fmt(t.get('speakers', ''))} | "
+                         f"{_fmt(t.get('minutes', ''))} | {_fmt(d.get('speakers', 0) if isinstance(d, dict) else '')} |")
+    dev_eer = meta.get("dev_eer") if isinstance(meta.get("dev_eer"), dict) else {}
+    per = dev_eer.get("per_corpus") if isinstance(dev_eer.get("per_corpus"), dict) else {}
+    if per or dev_eer.get("pooled") is not None:
+        lines += ["", "**Equal error rate on held-out dev speakers** (lower is better)", "",
+                  "| trial set | EER |", "|---|---|"]
+        for k, v in per.items():
+            lines.append(f"| {html.escape(str(k))} | {_pct(v)} |")
+        if dev_eer.get("mean_over_corpora") is not None:
+            lines.append(f"| mean over corpora | {_pct(dev_eer['mean_over_corpora'])} |")
+        if dev_eer.get("pooled") is not None:
+            lines.append(f"| pooled | {_pct(dev_eer['pooled'])} |")
+        if isinstance(dev_eer.get("trials"), str):
+            lines += ["", f"Trials: {html.escape(dev_eer['trials'])}."]
     return "\n".join(lines)
 
 

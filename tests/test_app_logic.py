@@ -55,7 +55,8 @@ def clips(tmp_path_factory):
     files = {}
     sf.write(d / "silent.wav", np.zeros(2 * sr, np.float32), sr)
     files["silent"] = d / "silent.wav"
-    sf.write(d / "short.wav", wave[: int(0.3 * sr)], sr)
+    from speaker_core.audio import MIN_DURATION
+    sf.write(d / "short.wav", wave[: int(0.5 * MIN_DURATION * sr)], sr)
     files["short"] = d / "short.wav"
     sf.write(d / "long.wav", np.tile(wave, 2)[: int(7.5 * sr)], sr)  # > max_seconds=6
     files["long"] = d / "long.wav"

@@ -1,0 +1,185 @@
+"""The public API, through gradio_client, against the app launched in-process on a free port.
+
+The app runs as on a Space (SPEAKER_GALLERY_PATH=session): each client is its own session
+with a private gallery. Uses checkpoints/speakernet-m.pt when present, else a random model.
+"""
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from test_app_logic import EX, REF, TRAINED, make_checkpoint_dir  # noqa: E402
+
+PUBLIC = {"/verify", "/enroll", "/identify", "/voice_map", "/delete_speaker", "/clear_gallery",
+          "/export_gallery", "/import_gallery"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(tmp_path_factory, gallery_path="session"):
+    import os
+
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(tmp_path_factory.mktemp("examples_cache"))
+    import app
+    from speaker_core.app_logic import Settings, Studio
+
+    studio = Studio(Settings(checkpoint_dir=make_checkpoint_dir(tmp_path_factory),
+                             gallery_path=gallery_path))
+    studio.warm_up(background=True)
+    demo = app.build_demo(studio)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **app.launch_kwargs())
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    demo, url = launch(tmp_path_factory)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server, verbose=False)
+
+
+def f(name):
+    return handle_file(str(EX / name))
+
+
+def r(name):
+    return handle_file(str(REF / name))
+
+
+def test_public_endpoints_and_private_steps(client):
+    api = client.view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == PUBLIC
+    assert not api["unnamed_endpoints"]
+    verify = api["named_endpoints"]["/verify"]
+    assert [p["parameter_name"] for p in verify["parameters"]][:2] == ["audio_a", "audio_b"]
+    enroll = api["named_endpoints"]["/enroll"]
+    assert [p["parameter_name"] for p in enroll["parameters"]][:2] == ["name", "clips"]
+    assert api["named_endpoints"]["/identify"]["parameters"][0]["parameter_name"] == "audio"
+
+
+def test_verify_contract(client):
+    result, decision, plot, facts = client.predict(f("so0049_a.wav"), f("so0049_b.wav"),
+                                                   api_name="/verify")
+    assert set(result) >= {"score", "same_speaker", "threshold"}
+    assert isinstance(result["score"], float) and isinstance(result["same_speaker"], bool)
+    assert result["same_speaker"] == (result["score"] >= result["threshold"])
+    assert "cosine score" in decision and "so0049_b.wav" in facts
+    # an explicit threshold decides
+    lo = client.predict(f("so0049_a.wav"), f("so0049_b.wav"), "speakernet-m", -0.2,
+                        api_name="/verify")[0]
+    assert lo["same_speaker"] is True and lo["threshold"] == -0.2
+
+
+@pytest.mark.skipif(not TRAINED, reason="needs the trained checkpoint")
+def test_verify_decides_real_pairs(client):
+    same = client.predict(f("fa08bd_a.wav"), f("fa08bd_b.wav"), api_name="/verify")[0]
+    diff = client.predict(f("ls405_a.wav"), f("ls3240_a.wav"), api_name="/verify")[0]
+    assert same["score"] > diff["score"]
+    assert same["same_speaker"] and not diff["same_speaker"]
+
+
+def test_bad_input_is_a_clear_error(client, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"definitely not audio" * 100)
+    with pytest.raises(AppError, match="Could not decode"):
+        client.predict(handle_file(str(bad)), f("so0049_b.wav"), api_name="/verify")
+    with pytest.raises(AppError, match="no audio"):
+        client.predict(None, f("so0049_b.wav"), api_name="/verify")
+    with pytest.raises(AppError, match="Enter a speaker name"):
+        client.predict("  ", [f("so0049_a.wav")], api_name="/enroll")
+    with pytest.raises(AppError, match="Unknown model|not in the list|choices"):
+        client.predict(f("so0049_a.wav"), f("so0049_b.wav"), "../../etc/passwd", 0.3,
+                       api_name="/verify")
+
+
+def test_oversized_upload_is_refused(client, tmp_path):
+    big = tmp_path / "big.wav"
+    with open(big, "wb") as fh:
+        fh.truncate(21 * 2**20)
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        client.predict(handle_file(str(big)), f("so0049_b.wav"), api_name="/verify")
+
+
+def test_enroll_identify_map_export_import(server):
+    c = Client(server, verbose=False)
+    res, table, status = c.predict("Ada", [r("librispeech-1578_1.flac"), r("librispeech-1578_2.flac")],
+                                   api_name="/enroll")
+    assert res["speaker"] == "Ada" and res["clips"] == 2 and "Ada" in table
+    res = c.predict("Ada", [], handle_file(str(REF / "librispeech-1578_3.flac")), True,
+                    api_name="/enroll")[0]
+    assert res["clips"] == 3
+    c.predict("Bo", [r("speechocean-9624_1.flac"), r("speechocean-9624_2.flac")], api_name="/enroll")
+
+    result, verdict, plot = c.predict(r("speechocean-9624_3.flac"), api_name="/identify")
+    assert set(result) >= {"speaker", "score", "ranking"}
+    assert [x["speaker"] for x in result["ranking"]][0] in ("Ada", "Bo")
+    if TRAINED:
+        assert result["speaker"] == "Bo"
+    unknown = c.predict(r("speechocean-9624_3.flac"), "speakernet-m", 1.0, 5,
+                        api_name="/identify")[0]
+    assert unknown["speaker"] is None and unknown["score"] is not None
+
+    plot, png, info = c.predict(True, api_name="/voice_map")
+    assert Path(png).read_bytes()[:4] == b"\x89PNG"
+    assert info["points"] == 5 + 24 and info["query"] is True and "Ada" in info["speakers"]
+
+    path, status = c.predict(api_name="/export_gallery")
+    doc = json.loads(Path(path).read_text())
+    assert sorted(s["name"] for s in doc["speakers"]) == ["Ada", "Bo"]
+
+    # another session cannot see this gallery; it can import the export
+    other = Client(server, verbose=False)
+    with pytest.raises(AppError, match="empty"):
+        other.predict(r("speechocean-9624_3.flac"), api_name="/identify")
+    status, table = other.predict(handle_file(path), False, api_name="/import_gallery")
+    assert "Imported 2 speakers" in status and "Ada" in table
+
+    # hostile import: rejected whole, gallery untouched
+    evil = Path(path).with_name("evil.json")
+    doc["speakers"].append({"name": "<img src=x onerror=alert(1)>", "created": "x", "clips": []})
+    evil.write_text(json.dumps(doc))
+    with pytest.raises(AppError):
+        other.predict(handle_file(str(evil)), True, api_name="/import_gallery")
+    assert other.predict(api_name="/export_gallery")[0]
+
+    status, table = c.predict("Bo", api_name="/delete_speaker")
+    assert "Deleted" in status and "Bo" not in table
+    with pytest.raises(AppError, match="Tick"):
+        c.predict(False, api_name="/clear_gallery")
+    status, table = c.predict(True, api_name="/clear_gallery")
+    assert "No speakers enrolled" in table
+    # the other session still has both speakers
+    assert len(json.loads(Path(other.predict(api_name="/export_gallery")[0]).read_text())
+               ["speakers"]) == 2
+
+
+def test_html_name_escaped_in_outputs(server):
+    c = Client(server, verbose=False)
+    name = "<script>alert('x')</script>"
+    res, table, status = c.predict(name, [f("so0049_a.wav")], api_name="/enroll")
+    assert res["speaker"] == name
+    assert "<script>" not in table and "<script>" not in status and "&lt;script&gt;" in table
+    with pytest.raises(AppError, match="already enrolled"):
+        c.predict(name, [f("so0049_b.wav")], api_name="/enroll")
+    with pytest.raises(AppError, match="too long"):
+        c.predict("x" * 200, [f("so0049_b.wav")], api_name="/enroll")

@@ -1,0 +1,161 @@
+"""End to end in headless Chromium (Playwright, Debian's /usr/bin/chromium).
+
+Uploads two clips and verifies; records from Chromium's fake microphone and enrolls;
+identifies; draws the voice map; checks that a script-laden name stays inert text.
+Screenshots of every tab (desktop and phone width) go to $SCREENSHOT_DIR when set.
+"""
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_app_client import launch  # noqa: E402
+from test_app_logic import EX, REF  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
+
+TIMEOUT = 90_000  # ms; CPU-only embedding on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    demo, url = launch(tmp_path_factory)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    d = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path_factory.mktemp("shots"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--use-fake-ui-for-media-stream",
+                                    "--use-fake-device-for-media-stream", "--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["microphone"])
+    pg = ctx.new_page()
+    pg.set_default_timeout(TIMEOUT)
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("dialog", lambda d: (errors.append("dialog: " + d.message), d.dismiss()))
+    pg.goto(server)
+    pg.wait_for_selector("#verify-a")
+    yield pg
+    ctx.close()
+    assert not errors, errors
+
+
+def upload(page, elem_id, path):
+    page.locator(f"#{elem_id} input[type=file]").first.set_input_files(str(path))
+    # the player (waveform + controls) replaces the drop zone once the upload lands
+    page.locator(f"#{elem_id} [data-testid='upload-text']").wait_for(state="detached")
+
+
+def open_tab(page, name):
+    page.get_by_role("tab", name=name).click()
+
+
+def test_verify_by_upload(page, shots):
+    page.screenshot(path=str(shots / "verify-empty.png"), full_page=True)
+    upload(page, "verify-a", EX / "so0049_a.wav")
+    upload(page, "verify-b", EX / "so0049_b.wav")
+    page.click("#verify-btn")
+    decision = page.locator("#verify-decision .verdict")
+    decision.wait_for()
+    text = decision.inner_text()
+    assert re.search(r"Same speaker|Different speakers", text)
+    assert "cosine score" in page.locator("#verify-decision").inner_text()
+    assert "so0049_b.wav" in page.locator("#verify-facts").inner_text()
+    page.locator("#verify-facts table").wait_for()
+    page.screenshot(path=str(shots / "verify-result.png"), full_page=True)
+
+
+def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):
+    open_tab(page, "Enroll & identify")
+    page.locator("#gallery-table .empty-state").wait_for()
+    page.screenshot(path=str(shots / "enroll-empty.png"), full_page=True)
+    page.fill("#enroll-name textarea, #enroll-name input", "Mic Tester")
+    rec = page.locator("#enroll-record")
+    rec.get_by_role("button", name="Record", exact=True).click()
+    page.wait_for_timeout(3000)  # Chromium's fake device plays a beep tone
+    rec.locator("button.stop-button").click()
+    # once stopped, the recording is uploaded and a player appears
+    rec.locator("audio[data-testid^='audio-player']").wait_for(state="attached")
+    page.wait_for_timeout(1000)
+    page.click("#enroll-btn")
+    status = page.locator("#enroll-status .status")
+    status.wait_for()
+    assert "Mic Tester" in status.inner_text()
+    page.locator("#gallery-table td.spk", has_text="Mic Tester").wait_for()
+
+    # a second speaker from uploaded files, then identify an uploaded clip
+    page.fill("#enroll-name textarea, #enroll-name input", "Ref 40")
+    page.locator("#enroll-record button[aria-label='Clear']").first.click()
+    page.locator("#enroll-clips input[type=file]").set_input_files(
+        [str(REF / "librispeech-40_1.flac"), str(REF / "librispeech-40_2.flac")])
+    page.wait_for_timeout(1000)
+    page.click("#enroll-btn")
+    page.locator("#gallery-table td.spk", has_text="Ref 40").wait_for()
+    upload(page, "identify-audio", REF / "librispeech-40_3.flac")
+    page.click("#identify-btn")
+    verdict = page.locator("#identify-decision .verdict")
+    verdict.wait_for()
+    assert verdict.inner_text().strip()
+    page.screenshot(path=str(shots / "enroll-identify.png"), full_page=True)
+
+    open_tab(page, "Voice map")
+    page.click("#map-btn")
+    page.locator("#map-plot img").wait_for()
+    page.screenshot(path=str(shots / "voice-map.png"), full_page=True)
+
+
+def test_script_in_a_name_stays_text(page, shots):
+    open_tab(page, "Enroll & identify")
+    evil = "<img src=x onerror=alert(1)><script>alert(2)</script>" + "Z" * 10
+    page.fill("#enroll-name textarea, #enroll-name input", evil)
+    page.locator("#enroll-clips input[type=file]").set_input_files(str(EX / "so0981_a.wav"))
+    page.wait_for_timeout(1000)
+    page.click("#enroll-btn")
+    cell = page.locator("#gallery-table td.spk").first
+    cell.wait_for()
+    assert "<img src=x" in cell.inner_text()  # shown literally...
+    assert page.locator("#gallery-table img, #enroll-status img").count() == 0  # ...never parsed
+    # the long-name layout does not overflow the page
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280
+    page.screenshot(path=str(shots / "long-html-name.png"), full_page=True)
+
+
+def test_about_and_phone_width(page, shots):
+    open_tab(page, "About")
+    page.get_by_text("How scores work").wait_for()
+    assert page.get_by_text("biometric data").count() >= 1
+    page.screenshot(path=str(shots / "about.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    for tab, name in [("Verify", "verify"), ("Enroll & identify", "enroll"),
+                      ("Voice map", "map"), ("About", "about")]:
+        open_tab(page, tab)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(shots / f"phone-{name}.png"), full_page=True)
+        overflow = page.evaluate("""() => [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+                         && e.offsetParent !== null)
+            .slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id)""")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 400, (tab, overflow)

@@ -34,7 +34,7 @@ import gradio as gr
 
 from . import projection
 from .api import Recognizer, available_models, load_model
-from .audio import AudioError, Clip, load_clip
+from .audio import AudioError, Clip, frame_db, load_clip
 from .checkpoint import CheckpointError
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
 from .scoring import DEFAULT_THRESHOLD
@@ -49,6 +49,8 @@ REFERENCE_DIR = ASSETS / "reference"
 MAX_SECONDS = 30.0          # longer clips are truncated (with a warning)
 SHORT_SECONDS = 2.0         # below this, scores get noisy: warn
 LOW_SPEECH_FRACTION = 0.3   # under 30 % active frames: warn "mostly silence"
+NO_SPEECH_FRACTION = 0.05   # under 5 %: refuse, a near-silent clip must never "match"
+QUIET_DBFS = -35.0          # loudest 25 ms frame below this: warn "very quiet"
 CLIPPED_FRACTION = 0.001    # 0.1 % of samples at full scale: warn "clipped"
 MAX_UPLOAD_MB = 20
 MAX_ENROLL_CLIPS = 20
@@ -245,9 +247,13 @@ def read_clip(audio, what: str, max_seconds: float = MAX_SECONDS) -> Clip:
         if size > MAX_UPLOAD_MB * 2**20:
             raise UserError(f"{what}: the file is {size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB.")
     try:
-        return load_clip(src, max_seconds=max_seconds)
+        clip = load_clip(src, max_seconds=max_seconds)
     except AudioError as e:
         raise UserError(f"{what}: {e}") from None
+    if clip.speech_fraction < NO_SPEECH_FRACTION:
+        raise UserError(f"{what}: almost no speech detected (active in {clip.speech_fraction:.0%} "
+                        "of the clip). Record closer to the microphone, or upload another file.")
+    return clip
 
 
 def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS) -> list[str]:
@@ -258,6 +264,9 @@ def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS) -> list[str]:
         w.append(f"short ({clip.duration:.1f} s): scores from under {SHORT_SECONDS:.0f} s of speech are less reliable")
     if clip.speech_fraction < LOW_SPEECH_FRACTION:
         w.append(f"mostly silence (speech in {clip.speech_fraction:.0%} of the clip)")
+    peak = float(frame_db(clip.wave).max())
+    if peak < QUIET_DBFS:
+        w.append(f"very quiet (loudest part {peak:.0f} dBFS): record closer to the microphone")
     if clip.clipped_fraction >= CLIPPED_FRACTION:
         w.append(f"clipped ({clip.clipped_fraction:.1%} of samples at full scale): record with lower input gain")
     return w

@@ -183,3 +183,33 @@ def test_html_name_escaped_in_outputs(server):
         c.predict(name, [f("so0049_b.wav")], api_name="/enroll")
     with pytest.raises(AppError, match="too long"):
         c.predict("x" * 200, [f("so0049_b.wav")], api_name="/enroll")
+
+
+def test_concurrent_enrolls_into_a_shared_file_gallery(tmp_path_factory):
+    """Run locally: one gallery file shared by all sessions; concurrent writes lose nothing."""
+    path = tmp_path_factory.mktemp("shared") / "gallery.db"
+    demo, url = launch(tmp_path_factory, gallery_path=str(path))
+    try:
+        clients = [Client(url, verbose=False) for _ in range(4)]
+        jobs = [c.submit(f"Speaker {i}", [f("so0049_a.wav"), f("so2242_a.wav")], api_name="/enroll")
+                for i, c in enumerate(clients)]
+        jobs += [c.submit("Contended", [f("so0981_a.wav")], api_name="/enroll") for c in clients]
+        ok = errors = 0
+        for j in jobs:
+            try:
+                j.result(timeout=120)
+                ok += 1
+            except AppError as e:
+                assert "already enrolled" in str(e)
+                errors += 1
+        assert (ok, errors) == (5, 3)  # exactly one "Contended" enrollment wins
+        rows = clients[0].predict(api_name="/export_gallery")[0]
+        doc = json.loads(Path(rows).read_text())
+        assert sorted((s["name"], len(s["clips"])) for s in doc["speakers"]) == \
+            [("Contended", 1)] + [(f"Speaker {i}", 2) for i in range(4)]
+        # every session sees the shared gallery, and it is on disk
+        from speaker_core.gallery import Gallery
+        with Gallery(path) as g:
+            assert len(g) == 5
+    finally:
+        demo.close()

@@ -62,6 +62,11 @@ def clips(tmp_path_factory):
     files["long"] = d / "long.wav"
     sf.write(d / "clipped.wav", np.clip(wave * 20, -1, 1), sr)
     files["clipped"] = d / "clipped.wav"
+    noise = np.random.default_rng(0).standard_normal(3 * sr).astype(np.float32) * 0.003
+    sf.write(d / "hiss.wav", noise, sr)  # -50 dBFS hiss, no speech: above the silence floor
+    files["hiss"] = d / "hiss.wav"
+    sf.write(d / "quiet.wav", wave * 0.1, sr)  # speech 20 dB down
+    files["quiet"] = d / "quiet.wav"
     (d / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10)
     files["corrupt"] = d / "corrupt.wav"
     (d / "notes.txt").write_text("this is not audio\n" * 50)
@@ -152,7 +157,7 @@ def test_verify_examples_decide_correctly(studio):
 
 
 @pytest.mark.parametrize("key, message", [
-    ("silent", "silent"), ("short", "at least"), ("corrupt", "Could not decode"),
+    ("silent", "silent"), ("hiss", "no speech"), ("short", "at least"), ("corrupt", "Could not decode"),
     ("text", "Could not decode"), ("huge", "limit is"), ("empty", "empty")])
 def test_verify_bad_audio_is_a_clear_error(studio, clips, key, message):
     with pytest.raises(gr.Error, match=message) as e:
@@ -175,6 +180,25 @@ def test_verify_quality_warnings(studio, clips):
     assert "only the first 6 s were used" in warnings
     assert "clipped" in warnings
     assert result["clips"][0]["truncated"] and result["clips"][0]["duration_s"] == 6.0
+    result = studio.verify(clips["quiet"], ex("so0049_b.wav"))[0]
+    assert any("very quiet" in w for w in result["warnings"])
+    assert not studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"))[0]["warnings"]
+
+
+@needs_trained
+def test_bundled_clips_are_from_dev_speakers(studio):
+    """Examples and reference clips must come from speakers the shipped model never trained on."""
+    dev = set((studio.models.get(None).meta.get("data") or {}).get("dev_speakers") or [])
+    if not dev:
+        pytest.skip("the checkpoint does not list its dev speakers")
+    rows = [line.split("|") for line in (ROOT / "assets" / "ATTRIBUTION.md").read_text().splitlines()
+            if line.startswith("| examples/") or line.startswith("| reference/")]
+    assert len(rows) == 8 + 24
+    speakers = {f"{r[2].strip()}/{r[3].strip()}" for r in rows}
+    assert speakers <= dev, speakers - dev
+    shipped = {p.relative_to(ROOT / "assets").as_posix() for p in (ROOT / "assets").rglob("*")
+               if p.suffix in (".wav", ".flac")}
+    assert shipped == {r[1].strip() for r in rows}  # every shipped clip is attributed
 
 
 # -------------------------------------------------------------------------------- enroll & identify

@@ -38,6 +38,12 @@ ul.warnings li {margin: 0;}
 .status.ok {background: rgba(26, 127, 55, .12);}
 .gallery-foot {font-size: .85em; opacity: .75; margin-top: 4px; overflow-wrap: anywhere;}
 .privacy {font-size: .9em; opacity: .85;}
+.prose pre, .prose pre code {white-space: pre-wrap !important; overflow-wrap: anywhere;
+                              max-width: 100%;}
+.prose code {overflow-wrap: anywhere;}
+#model-card table {display: block; max-width: 100%; overflow-x: auto;}
+#model-card td, #model-card th {overflow-wrap: break-word;}
+#model-card td:first-child {white-space: nowrap;}
 @media (max-width: 640px) {
   .decision .verdict {font-size: 1.3em;}
   table.facts th:nth-child(3), table.facts td:nth-child(3) {display: none;}
@@ -76,6 +82,23 @@ SQLite file on this machine (`SPEAKER_GALLERY_PATH`, default `gallery.db`); noth
 On a public Hugging Face Space each browser session gets its own private in-memory gallery that
 disappears when the session ends. Uploaded audio is only used to compute embeddings; the gallery
 stores embeddings, never audio. Exported gallery files contain voiceprints: keep them private.
+"""
+
+API_HELP = """
+### Using the API
+Every action is also a public API endpoint (see *Use via API* below):
+`/verify(audio_a, audio_b, model, threshold)` → JSON with `score`, `same_speaker`, `threshold`;
+`/enroll(name, clips, recording, add_to_existing, model)`;
+`/identify(audio, model, threshold, top_k)` → JSON with `speaker` (null when unknown), `score`,
+`ranking`; `/voice_map(include_reference, model)`; plus `/delete_speaker`, `/clear_gallery`,
+`/export_gallery`, `/import_gallery`. With Python:
+
+```python
+from gradio_client import Client, handle_file
+client = Client("http://127.0.0.1:7860/")
+result, *_ = client.predict(handle_file("a.wav"), handle_file("b.wav"), api_name="/verify")
+print(result["score"], result["same_speaker"], result["threshold"])
+```
 """
 
 
@@ -160,7 +183,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                             i_topk = gr.Slider(1, 10, value=TOP_K, step=1, label="Top k", scale=1)
                         identify_btn = gr.Button("Identify", variant="primary",
                                                  elem_id="identify-btn")
-                        i_decision = gr.HTML(label="decision", elem_id="identify-decision")
+                        i_decision = gr.HTML(empty_html("Enroll speakers, then add a clip and press Identify."),
+                                             label="decision", elem_id="identify-decision")
                         i_plot = gr.Plot(label="Top matches", format="png", show_label=False)
                         with gr.Accordion("Identification result as JSON", open=False):
                             i_json = gr.JSON(label="Result")
@@ -170,7 +194,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                   elem_id="gallery-table")
                 g_status = gr.HTML(label="status", elem_id="gallery-status")
                 with gr.Accordion("Manage the gallery: delete, clear, export, import",
-                                  open=True):
+                                  open=False):
                     with gr.Row():
                         with gr.Column(min_width=260):
                             g_delete_name = gr.Dropdown([], label="Delete one speaker",
@@ -210,9 +234,10 @@ def build_demo(studio: Studio) -> gr.Blocks:
 
             # ---------------------------------------------------------------- About
             with gr.Tab("About", id="about"):
-                about_card = gr.Markdown(studio.model_card(default))
+                about_card = gr.Markdown(studio.model_card(default), elem_id="model-card")
                 gr.Markdown(HOW_SCORES_WORK)
                 gr.Markdown(PRIVACY)
+                gr.Markdown(API_HELP)
                 gr.Markdown("Example and reference clips: LibriSpeech (CC BY 4.0), speechocean762 "
                             "(Apache-2.0), Mozilla Common Voice (CC0); details in "
                             "`assets/ATTRIBUTION.md`.")

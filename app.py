@@ -43,7 +43,6 @@ ul.warnings li {margin: 0;}
 .prose code {overflow-wrap: anywhere;}
 #model-card table {display: block; max-width: 100%; overflow-x: auto;}
 #model-card td, #model-card th {overflow-wrap: break-word;}
-#model-card td:first-child {white-space: nowrap;}
 @media (max-width: 640px) {
   .decision .verdict {font-size: 1.3em;}
   table.facts th:nth-child(3), table.facts td:nth-child(3) {display: none;}
@@ -146,6 +145,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                       "(assets/ATTRIBUTION.md)", api_visibility="private")
                 with gr.Row(equal_height=True):
                     v_threshold = gr.Slider(label="Decision threshold (cosine)", scale=3,
+                                            elem_id="verify-threshold",
                                             info="Default: the model's calibrated EER threshold. "
                                                  "Moving it re-decides at once.", **thr)
                     verify_btn = gr.Button("Verify", variant="primary", scale=1, elem_id="verify-btn")
@@ -248,7 +248,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                        api_visibility="private", show_progress="hidden")
         demo.load(**refresh)
         model_dd.change(studio.on_model_change, [model_dd],
-                        [v_threshold, i_threshold, about_card], api_visibility="private")
+                        [v_threshold, i_threshold, about_card, v_json, v_decision, v_plot, v_facts],
+                        api_visibility="private")
 
         verify_btn.click(studio.verify, [audio_a, audio_b, model_dd, v_threshold],
                          [v_json, v_decision, v_plot, v_facts], api_name="verify",

@@ -350,18 +350,23 @@ def score_plot(score: float, threshold: float, cal: dict | None):
     cal = cal or {}
     tgt = np.asarray(cal.get("target_scores") or [], dtype=np.float64)
     non = np.asarray(cal.get("nontarget_scores") or [], dtype=np.float64)
-    bins = np.linspace(-0.5, 1.0, 61)
+    both = np.concatenate([tgt, non]) if tgt.size and non.size else np.zeros(0)
+    lo = min([score, threshold] + ([float(np.percentile(both, 0.5))] if both.size else [-0.3]))
+    hi = max([score, threshold] + ([float(np.percentile(both, 99.5))] if both.size else [1.0]))
+    pad = max(0.03, 0.05 * (hi - lo))
+    lo, hi = max(-1.0, lo - pad), min(1.0, hi + pad)
+    bins = np.linspace(lo, hi, 61)
     if tgt.size and non.size:
-        ax.hist(non, bins=bins, density=True, alpha=0.55, color=RED, label="different speakers")
-        ax.hist(tgt, bins=bins, density=True, alpha=0.55, color=GREEN, label="same speaker")
+        ax.hist(np.clip(non, lo, hi), bins=bins, density=True, alpha=0.55, color=RED,
+                label="different speakers")
+        ax.hist(np.clip(tgt, lo, hi), bins=bins, density=True, alpha=0.55, color=GREEN,
+                label="same speaker")
     else:
         ax.text(0.5, 0.6, "this checkpoint carries no calibration scores",
                 ha="center", transform=ax.transAxes, color=GREY)
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1.5,
                label=f"threshold {threshold:.2f}")
     ax.axvline(score, color="#0969da", linewidth=3, label=f"this pair {score:.2f}")
-    lo = min(-0.5, score - 0.05, threshold - 0.05)
-    hi = max(1.0, score + 0.05)
     ax.set_xlim(lo, hi)
     ax.set_xlabel("cosine score")
     ax.set_yticks([])
@@ -481,9 +486,15 @@ class Studio:
         return round(self.models.threshold(model_name), 3)
 
     def on_model_change(self, model_name: str):
-        """New model selected: move both thresholds to its calibrated value."""
+        """New model selected: move both thresholds to its calibrated value, and clear the
+        Verify result (its score came from the previous model).
+
+        Returns (verify threshold, identify threshold, model card, verify JSON, decision HTML,
+        score plot, clip facts HTML).
+        """
         t = self.default_threshold(model_name)
-        return t, t, self.model_card(model_name)
+        return (t, t, self.model_card(model_name), None,
+                empty_html(f"Model changed to {model_name}: press Verify again."), None, "")
 
     # -- verify --------------------------------------------------------------------------
     @user_errors
@@ -812,13 +823,15 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
     train, dev = data.get("train"), data.get("dev")
     if isinstance(train, dict) and train:
         lines += ["", "**Training data** (speaker-disjoint split: dev speakers are never trained on)", "",
-                  "| corpus | train speakers | train minutes | dev speakers |", "|---|---|---|---|"]
+                  "| corpus | train spk | train min | dev spk |", "|---|---|---|---|"]
         for corpus, t in train.items():
             if not isinstance(t, dict):
                 continue
             d = dev.get(corpus, {}) if isinstance(dev, dict) else {}
+            mins = t.get("minutes")
+            mins = f"{float(mins):.0f}" if isinstance(mins, (int, float)) else ""
             lines.append(f"| {html.escape(str(corpus))} | {_fmt(t.get('speakers', ''))} | "
-                         f"{_fmt(t.get('minutes', ''))} | {_fmt(d.get('speakers', 0) if isinstance(d, dict) else '')} |")
+                         f"{mins} | {_fmt(d.get('speakers', 0) if isinstance(d, dict) else '')} |")
     dev_eer = meta.get("dev_eer") if isinstance(meta.get("dev_eer"), dict) else {}
     per = dev_eer.get("per_corpus") if isinstance(dev_eer.get("per_corpus"), dict) else {}
     if per or dev_eer.get("pooled") is not None:

@@ -213,3 +213,41 @@ def test_concurrent_enrolls_into_a_shared_file_gallery(tmp_path_factory):
             assert len(g) == 5
     finally:
         demo.close()
+
+
+def test_python_app_py_respects_server_env(tmp_path_factory):
+    """`python app.py` starts on GRADIO_SERVER_NAME/PORT with settings from the environment."""
+    import os
+    import subprocess
+    import time
+    import urllib.request
+
+    port = free_port()
+    tmp = tmp_path_factory.mktemp("app_py")
+    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+               SPEAKER_CORE_CHECKPOINTS=str(make_checkpoint_dir(tmp_path_factory)),
+               SPEAKER_GALLERY_PATH=str(tmp / "gallery.db"),
+               GRADIO_EXAMPLES_CACHE=str(tmp / "cache"), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=tmp, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.5)
+        result = Client(url, verbose=False).predict(f("so0049_a.wav"), f("so0049_b.wav"),
+                                                    api_name="/verify")[0]
+        assert "score" in result
+        client = Client(url, verbose=False)
+        client.predict("Persisted", [f("so0049_a.wav")], api_name="/enroll")
+        assert (tmp / "gallery.db").is_file()  # the local gallery is a file
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

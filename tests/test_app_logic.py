@@ -22,7 +22,14 @@ needs_trained = pytest.mark.skipif(not TRAINED, reason="needs the trained checkp
 
 
 def make_checkpoint_dir(tmp_path_factory) -> Path:
-    """The real checkpoints folder, or a temp one holding a random-weight speakernet-m."""
+    """The real checkpoints folder, or a temp one holding a random-weight speakernet-m.
+
+    SPEAKER_TEST_CHECKPOINTS=<folder> runs the app tests against another folder of checkpoints.
+    """
+    import os
+
+    if os.environ.get("SPEAKER_TEST_CHECKPOINTS"):
+        return Path(os.environ["SPEAKER_TEST_CHECKPOINTS"])
     if TRAINED:
         return ROOT / "checkpoints"
     import torch
@@ -106,7 +113,8 @@ def test_models_listed_and_cached(studio):
     assert studio.models.model_id("speakernet-m").startswith("speakernet-m@")
     t = studio.default_threshold()
     assert -1 <= t <= 1
-    assert studio.on_model_change("speakernet-m")[:2] == (t, t)
+    out = studio.on_model_change("speakernet-m")
+    assert out[:2] == (t, t) and out[3] is None and "press Verify again" in out[4]
     for bad in ["../../etc/passwd", "nope", "speakernet-m.pt/../x"]:
         with pytest.raises(gr.Error, match="Unknown model"):
             studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"), bad, 0.5)

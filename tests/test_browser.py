@@ -86,6 +86,19 @@ def test_verify_by_upload(page, shots):
     page.locator("#verify-facts table").wait_for()
     page.screenshot(path=str(shots / "verify-result.png"), full_page=True)
 
+    # moving the threshold re-decides from the same score
+    score = float(re.search(r"cosine score ([-0-9.]+)", page.locator("#verify-decision").inner_text())[1])
+    box = page.locator("#verify-threshold input[type=number]")
+    steps = [(-0.2, "Same speaker")]
+    if score < 0.97:  # (an untrained model scores everything near 1)
+        steps.append((score + 0.02, "Different speakers"))
+    for value, expected in steps:
+        box.fill(f"{value:.2f}")
+        box.press("Enter")
+        page.locator("#verify-decision .score", has_text=f"threshold {value:.3f}").wait_for(
+            timeout=15_000)
+        assert expected in page.locator("#verify-decision .verdict").inner_text()
+
 
 def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):
     open_tab(page, "Enroll & identify")

@@ -122,6 +122,10 @@ def build_model(cfg: dict, num_classes: int):
         blocks.append(dataclasses.replace(last, filters=int(mc.get("epilog") or last.filters)))
         mcfg.encoder.blocks = blocks
         mcfg.decoder.feat_in = blocks[-1].filters
+    if mc.get("dropout") is not None and hasattr(mcfg.encoder, "blocks"):
+        import dataclasses
+        mcfg.encoder.blocks = [dataclasses.replace(b, dropout=float(mc["dropout"]) if b.dropout > 0 else 0.0)
+                               for b in mcfg.encoder.blocks]
     if mc.get("ecapa_filters") and hasattr(mcfg.encoder, "filters"):
         mcfg.encoder.filters = [int(x) for x in mc["ecapa_filters"]]
         mcfg.decoder.feat_in = mcfg.encoder.filters[-1]
@@ -484,8 +488,12 @@ def train(cfg: dict, resume: bool = False) -> dict:
                 rec["val_seconds"] = round(time.time() - tv, 1)
                 print(format_results(res), flush=True)
                 eer = res["pooled"]["eer"]
-                if eer is not None and eer < best_eer:
-                    best_eer = eer
+                # model selection: the mean of the per-corpus EERs (pooled scores mix corpora whose score
+                # offsets differ, so the pooled EER moves with cross-corpus calibration, not discrimination)
+                sel = res["mean_set_eer"] if cfg["val"].get("select", "mean") == "mean" else eer
+                rec["dev"]["selection_eer"] = sel
+                if sel is not None and sel < best_eer:
+                    best_eer = sel
                     pt, pn = scores["pooled"]
                     calib = calibration_from_scores(pt, pn, res["pooled"]["eer_threshold"], eer / 100.0)
                     meta = {"name": cfg["name"], "recipe": recipe_summary(cfg, world), "data": data_summary,
@@ -529,6 +537,57 @@ def train(cfg: dict, resume: bool = False) -> dict:
     return {"best_eer": best_eer, "history": history, "model": model}
 
 
+def export_from_run(cfg: dict, which: str = "last", out_path: Optional[str] = None) -> dict:
+    """Re-measure the dev EER of ``<out>/last.pt`` (or ``best.pt``) and export it (fp16, no head) with the
+    recipe / data / dev-EER / calibration metadata. Returns the metadata."""
+    from .checkpoint import load_checkpoint
+    torch.set_num_threads(int(cfg.get("threads") or 1))
+    dc = cfg["data"]
+    train_rows = read_manifest(dc["train"])
+    dev_rows = read_manifest(dc["dev"])
+    labels = sorted({r["label"] for r in train_rows})
+    if which == "best":
+        model = load_checkpoint(os.path.join(cfg["out"], "best.pt"))
+        epochs_done = model.meta.get("trained_epochs")
+    else:
+        st = torch.load(os.path.join(cfg["out"], "last.pt"), map_location="cpu", weights_only=False)
+        model = build_model(cfg, len(labels))
+        wstate = {k[len("model."):]: v for k, v in st["wrapper"].items() if k.startswith("model.")}
+        model.load_state_dict(wstate)
+        epochs_done = st["epoch"] + 1
+    model.eval()
+    stem = lambda p: os.path.splitext(os.path.basename(p))[0]
+    cache_dir = dc.get("cache_dir")
+    dcache = AudioCache([r["audio_filepath"] for r in dev_rows],
+                        cache_path=os.path.join(cache_dir, f"cache_{stem(dc['dev'])}.npz") if cache_dir else None)
+    vc = cfg["val"]
+    dev = DevSet(dev_rows, dcache, vc.get("split_single", 4.0), vc.get("max_nontarget", 20000), cfg["seed"])
+    res, scores = dev.run(model, torch.device("cpu"), vc.get("batch_size", 16))
+    crop = vc.get("crop_eval")
+    res2 = dev.run(model, torch.device("cpu"), vc.get("batch_size", 16), crop=crop)[0] if crop else None
+    print(format_results(res), flush=True)
+    pt, pn = scores["pooled"]
+    world = int(cfg.get("world_size_used", 1))
+    meta = {"name": cfg["name"], "recipe": recipe_summary(cfg, world),
+            "data": {"train": summarize(train_rows), "dev": summarize(dev_rows),
+                     "dev_speakers": sorted({r["label"] for r in dev_rows}),
+                     "split": "speaker-disjoint per corpus, speaker_core.data.split_speakers (dev_fraction 0.1, seed 0)"},
+            "dev_eer": {"pooled": res["pooled"]["eer"], "per_corpus": {k: v["eer"] for k, v in res["sets"].items()},
+                        "mean_over_corpora": res["mean_set_eer"],
+                        "pooled_crop": res2["pooled"]["eer"] if res2 else None,
+                        "per_corpus_crop": {k: v["eer"] for k, v in res2["sets"].items()} if res2 else None,
+                        "crop_seconds": crop,
+                        "min_dcf_p0.01": res["pooled"].get("min_dcf_p0.01"),
+                        "trials": "within each corpus; single-file speakers split into halves"},
+            "calibration": calibration_from_scores(pt, pn, res["pooled"]["eer_threshold"], res["pooled"]["eer"] / 100.0),
+            "trained_epochs": epochs_done, "exported_from": which,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    dst = out_path or cfg["export"]
+    export_model(model, dst, meta)
+    print(f"exported {dst} ({os.path.getsize(dst) / 1e6:.2f} MB) from {which}", flush=True)
+    return meta
+
+
 def main_train(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="speaker_core train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -536,15 +595,12 @@ def main_train(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override config entries, e.g. --set epochs=2 optim.lr=1e-3")
-    ap.add_argument("--export-best", action="store_true",
-                    help="only export <out>/best.pt to the config's export path and exit")
+    ap.add_argument("--export-from", choices=["best", "last"], default=None,
+                    help="only re-measure the dev EER of <out>/best.pt or last.pt, export it and exit")
     a = ap.parse_args(argv)
     cfg = load_config(a.config, a.set)
-    if a.export_best:
-        from .checkpoint import load_checkpoint
-        m = load_checkpoint(os.path.join(cfg["out"], "best.pt"))
-        export_model(m, cfg["export"], m.meta)
-        print(f"exported {cfg['export']} ({os.path.getsize(cfg['export']) / 1e6:.2f} MB)")
+    if a.export_from:
+        export_from_run(cfg, a.export_from)
         return 0
     train(cfg, resume=a.resume)
     return 0

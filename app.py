@@ -9,6 +9,7 @@ environment, see that module's docstring. Runs unchanged as a Hugging Face Space
 from __future__ import annotations
 
 import logging
+import os
 
 import gradio as gr
 
@@ -292,6 +293,10 @@ def launch_kwargs() -> dict:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     studio = Studio(Settings.from_env())
+    if studio.default_model():  # cached example results belong to one checkpoint's weights
+        model_id = studio.models.model_id(None).replace("@", "-")
+        os.environ.setdefault("GRADIO_EXAMPLES_CACHE",
+                              os.path.join(".gradio", "cached_examples", model_id))
     studio.warm_up(background=True)
     build_demo(studio).launch(**launch_kwargs())
 

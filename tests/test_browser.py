@@ -100,6 +100,15 @@ def test_verify_by_upload(page, shots):
         assert expected in page.locator("#verify-decision .verdict").inner_text()
 
 
+def test_cached_example(page):
+    page.get_by_text("Different speakers · LibriSpeech").click()
+    page.locator("#verify-facts", has_text="ls3240_a.wav").wait_for()
+    assert re.search(r"Same speaker|Different speakers",
+                     page.locator("#verify-decision .verdict").inner_text())
+    # the example's clips are now in the inputs
+    page.locator("#verify-a [data-testid='upload-text']").wait_for(state="detached")
+
+
 def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):
     open_tab(page, "Enroll & identify")
     page.locator("#gallery-table .empty-state").wait_for()

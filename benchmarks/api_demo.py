@@ -8,6 +8,7 @@ Starts nothing itself: run the app first, with a throw-away gallery, e.g.
 1. /verify on 12 within-corpus pairs (6 same-speaker, 6 different-speaker) of dev-split speakers
    (speaker_core.data.split_speakers, 10 %, seed 0: never trained on), using files that are not
    bundled in assets/;
+   then checks that two (near-)silent real recordings are refused with a clear message;
 2. /enroll 5 speechocean762 dev speakers from 3 clips each, then /identify each one's 4th clip.
 The pairs and speakers are fixed below, chosen before looking at any score. The demo speakers
 are deleted again at the end (--keep to leave them).
@@ -28,7 +29,7 @@ VERIFY_PAIRS = [
     ("speechocean762/SPEAKER2282/{0}", "speechocean762/SPEAKER2282/{1}", True),
     ("speechocean762/SPEAKER5401/{0}", "speechocean762/SPEAKER5401/{1}", True),
     ("speechocean762/SPEAKER9107/{0}", "speechocean762/SPEAKER9107/{1}", True),
-    ("common-voice-fa/ef02fb7fe0eacb6b/{0}", "common-voice-fa/ef02fb7fe0eacb6b/{2}", True),
+    ("common-voice-fa/ef02fb7fe0eacb6b/{2}", "common-voice-fa/ef02fb7fe0eacb6b/{3}", True),
     ("common-voice-fa/b66de0d6017a4a2a/{9}", "common-voice-fa/b66de0d6017a4a2a/{10}", True),
     ("speechocean762/SPEAKER1503/{0}", "speechocean762/SPEAKER2089/{0}", False),
     ("speechocean762/SPEAKER2450/{0}", "speechocean762/SPEAKER5418/{0}", False),
@@ -37,6 +38,9 @@ VERIFY_PAIRS = [
     ("common-voice-fa/ef02fb7fe0eacb6b/{1}", "common-voice-fa/54db74edf7f05f77/{5}", False),
     ("librispeech-train-clean-100/2384/{0}", "librispeech-train-clean-100/4397/{0}", False),
 ]
+# Two real Common Voice recordings of that speaker are (near-)silent: the app must refuse them
+# with a clear message instead of scoring them.
+NEAR_SILENT = ["common-voice-fa/ef02fb7fe0eacb6b/{0}", "common-voice-fa/ef02fb7fe0eacb6b/{4}"]
 ENROLL_SPEAKERS = ["speechocean762/SPEAKER0093", "speechocean762/SPEAKER0567",
                    "speechocean762/SPEAKER1044", "speechocean762/SPEAKER1099",
                    "speechocean762/SPEAKER1469"]
@@ -80,6 +84,17 @@ def main() -> None:
               f"(threshold {r['threshold']:.3f})  {Path(fa).parent.name}/{Path(fa).name} vs "
               f"{Path(fb).parent.name}/{Path(fb).name}")
     print(f"verify: {correct}/12 correct")
+
+    print("== quality gate: real but (near-)silent recordings are refused, not scored")
+    from gradio_client.exceptions import AppError
+    for p in NEAR_SILENT:
+        f = resolve(pool, p)
+        try:
+            r = c.predict(handle_file(f), handle_file(resolve(pool, VERIFY_PAIRS[4][1])),
+                          api_name="/verify")[0]
+            print(f"BAD {Path(f).name} was scored: {r['score']:+.3f}")
+        except AppError as e:
+            print(f"ok  {Path(f).name} refused: {e}")
 
     print("== /enroll 5 speakers x 3 clips, /identify the 4th clip")
     names = [f"demo {s.split('/')[1]}" for s in ENROLL_SPEAKERS]

@@ -49,7 +49,8 @@ REFERENCE_DIR = ASSETS / "reference"
 MAX_SECONDS = 30.0          # longer clips are truncated (with a warning)
 SHORT_SECONDS = 2.0         # below this, scores get noisy: warn
 LOW_SPEECH_FRACTION = 0.3   # under 30 % active frames: warn "mostly silence"
-NO_SPEECH_FRACTION = 0.05   # under 5 %: refuse, a near-silent clip must never "match"
+NO_SPEECH_FRACTION = 0.05   # under 5 % active frames and...
+FAINT_DBFS = -40.0          # ...loudest 25 ms frame under -40 dBFS: near-silence, refuse it
 QUIET_DBFS = -35.0          # loudest 25 ms frame below this: warn "very quiet"
 CLIPPED_FRACTION = 0.001    # 0.1 % of samples at full scale: warn "clipped"
 MAX_UPLOAD_MB = 20
@@ -250,9 +251,11 @@ def read_clip(audio, what: str, max_seconds: float = MAX_SECONDS) -> Clip:
         clip = load_clip(src, max_seconds=max_seconds)
     except AudioError as e:
         raise UserError(f"{what}: {e}") from None
-    if clip.speech_fraction < NO_SPEECH_FRACTION:
-        raise UserError(f"{what}: almost no speech detected (active in {clip.speech_fraction:.0%} "
-                        "of the clip). Record closer to the microphone, or upload another file.")
+    # A near-silent clip (faint noise only) must never "match" anybody. The energy detector
+    # alone would also flag continuous speech or noisy recordings, so the level decides too.
+    if clip.speech_fraction < NO_SPEECH_FRACTION and float(frame_db(clip.wave).max()) < FAINT_DBFS:
+        raise UserError(f"{what}: almost no speech detected: the clip holds only faint noise. "
+                        "Record closer to the microphone, or upload another file.")
     return clip
 
 
@@ -263,7 +266,8 @@ def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS) -> list[str]:
     if clip.duration < SHORT_SECONDS:
         w.append(f"short ({clip.duration:.1f} s): scores from under {SHORT_SECONDS:.0f} s of speech are less reliable")
     if clip.speech_fraction < LOW_SPEECH_FRACTION:
-        w.append(f"mostly silence (speech in {clip.speech_fraction:.0%} of the clip)")
+        w.append(f"mostly silence or steady noise (speech detected in {clip.speech_fraction:.0%} "
+                 "of the clip)")
     peak = float(frame_db(clip.wave).max())
     if peak < QUIET_DBFS:
         w.append(f"very quiet (loudest part {peak:.0f} dBFS): record closer to the microphone")

@@ -94,6 +94,8 @@ def clips(tmp_path_factory):
     noise = np.random.default_rng(0).standard_normal(3 * sr).astype(np.float32) * 0.003
     sf.write(d / "hiss.wav", noise, sr)  # -50 dBFS hiss, no speech: above the silence floor
     files["hiss"] = d / "hiss.wav"
+    sf.write(d / "loud_hiss.wav", noise * 30, sr)  # steady -20 dBFS noise: warned, not refused
+    files["loud_hiss"] = d / "loud_hiss.wav"
     sf.write(d / "quiet.wav", wave * 0.1, sr)  # speech 20 dB down
     files["quiet"] = d / "quiet.wav"
     (d / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10)
@@ -212,6 +214,8 @@ def test_verify_quality_warnings(studio, clips):
     assert result["clips"][0]["truncated"] and result["clips"][0]["duration_s"] == 6.0
     result = studio.verify(clips["quiet"], ex("so0049_b.wav"))[0]
     assert any("very quiet" in w for w in result["warnings"])
+    result = studio.verify(clips["loud_hiss"], ex("so0049_b.wav"))[0]
+    assert any("steady noise" in w for w in result["warnings"])
     assert not studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"))[0]["warnings"]
 
 

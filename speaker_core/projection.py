@@ -136,12 +136,14 @@ def plot_voice_map(coords: np.ndarray, labels: Sequence[str], *,
     order = list(dict.fromkeys(labels))
     enrolled = [s for s in order if not any(r for lab, r in zip(labels, reference) if lab == s)]
     refs = [s for s in order if s not in enrolled]
-    cmap = matplotlib.colormaps["tab20"]
-    ref_cmap = matplotlib.colormaps["Set2"]
+    cmap = matplotlib.colormaps["tab10"]     # distinct hues; the marker changes every 10
+    ref_cmap = matplotlib.colormaps["Dark2"]
+    shapes = ["o", "s", "^", "D", "v", "P"]
     for i, spk in enumerate(enrolled):
         idx = [k for k, lab in enumerate(labels) if lab == spk]
-        ax.scatter(coords[idx, 0], coords[idx, 1], s=60, color=cmap(i % 20),
-                   edgecolors="black", linewidths=0.5, label=_short(spk), zorder=3)
+        ax.scatter(coords[idx, 0], coords[idx, 1], s=70, color=cmap(i % 10),
+                   marker=shapes[(i // 10) % len(shapes)], edgecolors="black", linewidths=0.6,
+                   label=_short(spk), zorder=3)
     for i, spk in enumerate(refs):
         idx = [k for k, lab in enumerate(labels) if lab == spk]
         ax.scatter(coords[idx, 0], coords[idx, 1], s=35, facecolors="none",

@@ -142,9 +142,12 @@ def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):
     assert verdict.inner_text().strip()
     page.screenshot(path=str(shots / "enroll-identify.png"), full_page=True)
 
-    open_tab(page, "Voice map")
-    page.click("#map-btn")
+    open_tab(page, "Voice map")  # opening the tab draws the map
     page.locator("#map-plot img").wait_for()
+    page.locator("#map-plot [data-testid='status-tracker'].hide").wait_for(state="attached")
+    page.click("#map-btn")
+    page.wait_for_timeout(300)
+    page.locator("#map-plot [data-testid='status-tracker'].hide").wait_for(state="attached")
     page.screenshot(path=str(shots / "voice-map.png"), full_page=True)
 
 

@@ -76,7 +76,7 @@ def normalize_name(name) -> str:
         raise GalleryError("The speaker name must be text.")
     name = unicodedata.normalize("NFC", name)
     bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")
-           and c not in " \t\n\r"]
+           and c not in " \t\n\r\u200d"]  # ZWJ joins emoji; bidi overrides etc. are refused
     if bad:
         raise GalleryError("The speaker name contains control or invisible characters; "
                            "use letters, digits, spaces and punctuation only.")

@@ -82,6 +82,7 @@ def test_duplicate_and_invalid_names(g):
     assert len(g) == 1
     assert normalize_name("x" * MAX_NAME_LEN) == "x" * MAX_NAME_LEN
     assert normalize_name("Zoë") == "Zoë"
+    assert normalize_name("👩\u200d💻 Ada") == "👩\u200d💻 Ada"  # emoji with a joiner are fine
 
 
 def test_html_names_stored_raw_and_escaped_for_display(g):

@@ -398,3 +398,34 @@ def test_voice_map(studio):
     # a query from another model is not drawn
     stale = Query(query.embedding, "other@0")
     assert studio.voice_map(False, None, state, stale)[2]["query"] is False
+
+
+def test_two_models_never_mix_in_one_gallery(tmp_path):
+    import torch
+
+    from speaker_core.checkpoint import save_checkpoint
+    from speaker_core.model import SpeakerModel, preset
+
+    torch.manual_seed(0)
+    for name in ("speakernet-m", "ecapa-small"):
+        save_checkpoint(tmp_path / f"{name}.pt", SpeakerModel(preset(name)).eval(), labels=[],
+                        meta={})
+    s = Studio(Settings(checkpoint_dir=tmp_path, gallery_path=al.SESSION))
+    assert s.model_choices() == ["ecapa-small", "speakernet-m"]
+    assert s.default_model() == "speakernet-m"
+    # no calibration in the checkpoint: the documented default threshold
+    assert s.default_threshold("ecapa-small") == al.DEFAULT_THRESHOLD
+    assert "no calibration" in s.model_card("ecapa-small")
+    *_, state = s.enroll("Ann", [ex("so0049_a.wav")], None, False, "speakernet-m", None)
+    for call in (lambda: s.enroll("Bob", [ex("so0049_b.wav")], None, False, "ecapa-small", state),
+                 lambda: s.identify(ex("so0049_b.wav"), "ecapa-small", 0.5, 5, state)):
+        with pytest.raises(gr.Error, match="Switch model"):
+            call()
+    info = s.voice_map(False, "ecapa-small", state, None)[2]
+    assert info["points"] == 0 and "not shown" in info["notes"][0]
+    # a gallery export made with one model cannot be imported under the other
+    path = s.export_gallery(state)[0]
+    with pytest.raises(gr.Error, match="Nothing was imported"):
+        s.import_gallery(path, True, "ecapa-small", None)
+    r = s.verify(ex("so0049_a.wav"), ex("so0981_a.wav"), "ecapa-small", None)[0]
+    assert r["model"] == "ecapa-small" and r["threshold"] == al.DEFAULT_THRESHOLD

@@ -273,7 +273,9 @@ def export_model(model, path: str, meta: dict) -> None:
 
 
 def recipe_summary(cfg: dict, world: int) -> dict:
-    return {"preset": cfg["model"]["preset"], "decoder_overrides": cfg["model"].get("decoder") or {},
+    return {"preset": cfg["model"]["preset"], "model": cfg["model"], "notes": cfg.get("notes"),
+            "max_minutes": cfg.get("max_minutes"), "threads": cfg.get("threads"),
+            "decoder_overrides": cfg["model"].get("decoder") or {},
             "loss": f"AAM softmax s={cfg['loss']['scale']} m={cfg['loss']['margin']}",
             "optimizer": cfg["optim"], "epochs": cfg["epochs"], "batch_size": cfg["batch_size"],
             "world_size": world, "crop_sec": [cfg["data"]["crop_min"], cfg["data"]["crop_max"]],
@@ -530,7 +532,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
         if stop:
             break
     if is_main(rank):
-        print(f"done in {(time.time() - t_start) / 60:.1f} min; best pooled dev EER {best_eer:.2f}%", flush=True)
+        print(f"done in {(time.time() - t_start) / 60:.1f} min; best dev selection EER ({cfg['val'].get('select', 'mean')}) {best_eer:.2f}%", flush=True)
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

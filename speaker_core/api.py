@@ -17,7 +17,7 @@ from .model import SpeakerModel
 from .scoring import DEFAULT_THRESHOLD
 
 CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
-DEFAULT_MODEL = "speakernet-m"
+DEFAULT_MODEL = os.environ.get("SPEAKER_DEFAULT_MODEL") or "speakernet-m"
 
 
 class ModelNotFoundError(CheckpointError, FileNotFoundError):

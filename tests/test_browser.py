@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_app_client import launch  # noqa: E402
+from test_app_client import server  # noqa: E402,F401  (the shared in-process app fixture)
 from test_app_logic import EX, REF  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -21,13 +21,6 @@ playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
 
 TIMEOUT = 90_000  # ms; CPU-only embedding on a busy 2-core machine
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    demo, url = launch(tmp_path_factory)
-    yield url
-    demo.close()
 
 
 @pytest.fixture(scope="module")

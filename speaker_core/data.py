@@ -150,23 +150,11 @@ def main_prepare(argv: Optional[Sequence[str]] = None) -> int:
 # --------------------------------------------------------------------------------------------
 # audio loading / cache
 # --------------------------------------------------------------------------------------------
-def _fallback_load(path: str) -> np.ndarray:
-    import soundfile as sf
-    x, sr = sf.read(path, dtype="float32", always_2d=True)
-    x = x.mean(axis=1)
-    if sr != SAMPLE_RATE:
-        import torchaudio.functional as AF
-        x = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), sr, SAMPLE_RATE).numpy()
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
 def load_wave(path: str) -> np.ndarray:
-    """Mono float32 16 kHz. Uses the project's ``speaker_core.audio`` reader/resampler when available,
-    without its user-facing validation (training data holds 0.2 s digits that the app would reject)."""
-    try:
-        from speaker_core.audio import read_file, to_mono_16k  # type: ignore
-    except Exception:  # pragma: no cover - before the lead's module lands
-        return _fallback_load(path)
+    """Mono float32 16 kHz via speaker_core.audio's reader and resampler, without its user-facing
+    validation (training data holds 0.2 s digits that the app would reject)."""
+    from .audio import read_file, to_mono_16k
+
     data, sr = read_file(path)
     return np.ascontiguousarray(to_mono_16k(data, sr), dtype=np.float32)
 

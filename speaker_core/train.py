@@ -132,6 +132,21 @@ def build_model(cfg: dict, num_classes: int):
     return SpeakerModel(mcfg)
 
 
+def init_from(model, path: str) -> int:
+    """Warm start: copy every tensor of a saved checkpoint whose name and shape match, except the classifier.
+
+    The shipped checkpoints have no head, so a warm restart re-learns only the final layer (with the margin
+    ramped in again) while the encoder, pooling and embedding layers continue from where they were.
+    """
+    from .checkpoint import load_checkpoint
+    src = load_checkpoint(path).state_dict()
+    own = model.state_dict()
+    keep = {k: v.to(own[k].dtype) for k, v in src.items()
+            if k in own and own[k].shape == v.shape and not k.startswith("decoder.final")}
+    model.load_state_dict(keep, strict=False)
+    return len(keep)
+
+
 class TrainWrapper(nn.Module):
     """One forward for DDP: embedding, angular logits and (optionally) the distillation projection."""
 
@@ -331,6 +346,10 @@ def train(cfg: dict, resume: bool = False) -> dict:
 
     model = build_model(cfg, len(labels)).to(device)
     model.labels = labels
+    if cfg.get("init") and not (resume and os.path.exists(os.path.join(out, "last.pt"))):
+        n = init_from(model, cfg["init"])
+        if is_main(rank):
+            print(f"initialised {n} tensors from {cfg['init']} (classifier head left fresh)", flush=True)
     tc = cfg.get("teacher") or {}
     teacher = None
     distill = None

@@ -97,3 +97,27 @@ def test_resume_restores_state(tmp_path):
     for k in sa:
         if sa[k].is_floating_point():
             assert torch.allclose(sa[k], sb[k], atol=1e-5), k
+
+
+def test_init_from_exported_checkpoint(tmp_path):
+    """A warm restart copies every exported tensor (fp16 -> fp32) and leaves the new classifier head alone."""
+    from speaker_core.checkpoint import load_checkpoint
+    from speaker_core.train import build_model, init_from
+    root = str(tmp_path)
+    _make_pool(root)
+    out = os.path.join(root, "a")
+    train(_cfg(root, out, **{"teacher.weight": 0.0}))
+    cfg = _cfg(root, os.path.join(root, "b"))
+    fresh = build_model(cfg, num_classes=7)
+    head = fresh.decoder.final.weight.detach().clone()
+    n = init_from(fresh, os.path.join(out, "export.pt"))
+    src = load_checkpoint(os.path.join(out, "export.pt")).state_dict()
+    assert n == len(src) > 10
+    own = fresh.state_dict()
+    for k, v in src.items():
+        assert torch.equal(own[k], v.to(own[k].dtype)), k
+    assert torch.equal(fresh.decoder.final.weight, head)
+    # and the trainer uses it: its first epoch starts from the exported encoder, not from scratch
+    res = train(_cfg(root, os.path.join(root, "c"), init=os.path.join(out, "export.pt"), epochs=1,
+                     **{"teacher.weight": 0.0}))
+    assert res["history"][0]["steps"] == 2

@@ -53,16 +53,23 @@ ul.warnings li {margin: 0;}
 HOW_SCORES_WORK = """
 ### How scores work
 Each clip becomes a **speaker embedding**: a vector that the network learned to make similar for
-the same voice and different for different voices, whatever is being said. The **score** is the
-cosine similarity of two embeddings: 1 means identical direction, 0 unrelated; real pairs land
-between about -0.2 and 0.9.
+the same voice and different for different voices, whatever is being said. The raw similarity is
+the cosine of two embeddings (1: identical direction, 0: unrelated).
+
+The shipped models report an **AS-norm score** instead: each clip is also compared with 750
+voices from the training set, and the cosine is re-expressed as how many standard deviations it
+lies above the clip's closest training voices (averaged over both clips). A clip that sounds like
+everyone, because it is short, noisy or from an unusual microphone, then no longer looks like a
+match for everyone. Around 0 means "as similar as a stranger who sounds alike"; same-speaker pairs
+typically score a few units higher. `.nemo` imports and checkpoints without a cohort use the plain
+cosine. The label under each result says which scale is in use.
 
 The **threshold** turns a score into a decision. Its default is the checkpoint's *calibrated EER
 threshold*: on held-out speakers the model was never trained on, it is the score where falsely
 accepted different-speaker pairs and falsely rejected same-speaker pairs are equally frequent.
 Raise it to reject impostors more strictly (more genuine pairs rejected), lower it for the
 opposite. The Verify plot shows both score distributions from that calibration set, so a score of,
-say, 0.68 can be read against them: how many same-speaker pairs scored lower, how many
+say, 2.4 can be read against them: how many same-speaker pairs scored lower, how many
 different-speaker pairs scored higher.
 
 **Quality matters.** Scores from very short (< 2 s), mostly silent, clipped or noisy clips are
@@ -105,11 +112,10 @@ print(result["score"], result["same_speaker"], result["threshold"])
 def build_demo(studio: Studio) -> gr.Blocks:
     models = studio.model_choices()
     default = studio.default_model()
-    t0 = studio.default_threshold(default)
     examples, example_labels = example_paths()
     upload_first = dict(sources=["upload", "microphone"], type="filepath")
     mic_first = dict(sources=["microphone", "upload"], type="filepath")
-    thr = dict(minimum=-0.2, maximum=1.0, step=0.01, value=t0)
+    thr = dict(step=0.01, **studio.threshold_slider(default))
 
     with gr.Blocks(title=TITLE) as demo:
         gallery_state = gr.State(None, delete_callback=lambda g: g.close() if g else None)
@@ -145,7 +151,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                 label="Examples: real speakers never seen in training "
                                       "(assets/ATTRIBUTION.md)", api_visibility="private")
                 with gr.Row(equal_height=True):
-                    v_threshold = gr.Slider(label="Decision threshold (cosine)", scale=3,
+                    v_threshold = gr.Slider(label="Decision threshold", scale=3,
                                             elem_id="verify-threshold",
                                             info="Default: the model's calibrated EER threshold. "
                                                  "Moving it re-decides at once.", **thr)

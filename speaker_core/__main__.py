@@ -1,4 +1,4 @@
-"""Command line: `python -m speaker_core {embed,verify,prepare,train,evaluate} ...`."""
+"""Command line: `python -m speaker_core {embed,verify,prepare,train,evaluate,calibrate} ...`."""
 from __future__ import annotations
 
 import argparse
@@ -30,7 +30,7 @@ def cmd_verify(argv) -> int:
     ap.add_argument("a")
     ap.add_argument("b")
     ap.add_argument("--model", default=None)
-    ap.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the checkpoint's)")
+    ap.add_argument("--threshold", type=float, default=None, help="threshold on the checkpoint's score scale (default: its calibrated one)")
     ap.add_argument("--device", default=None)
     a = ap.parse_args(argv)
     from .api import load_model
@@ -43,8 +43,8 @@ def cmd_verify(argv) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"embed": cmd_embed, "verify": cmd_verify}
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands | {"prepare": 0, "train": 0, "evaluate": 0}:
-        print("usage: python -m speaker_core {embed,verify,prepare,train,evaluate} ...", file=sys.stderr)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands | {"prepare": 0, "train": 0, "evaluate": 0, "calibrate": 0}:
+        print("usage: python -m speaker_core {embed,verify,prepare,train,evaluate,calibrate} ...", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     cmd, rest = argv[0], argv[1:]
     from .audio import AudioError
@@ -57,6 +57,8 @@ def main(argv=None) -> int:
             from .train import main_train as fn
         elif cmd == "evaluate":
             from .evaluate import main_evaluate as fn
+        elif cmd == "calibrate":
+            from .evaluate import main_calibrate as fn
         else:
             fn = commands[cmd]
         return int(fn(rest) or 0)

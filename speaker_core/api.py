@@ -14,7 +14,7 @@ import torch
 from .audio import SAMPLE_RATE, Clip, load_clip
 from .checkpoint import CheckpointError, load_checkpoint
 from .model import SpeakerModel
-from .scoring import DEFAULT_THRESHOLD
+from .scoring import DEFAULT_THRESHOLD, ScoreNorm, cosine, scale_of
 
 CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
 DEFAULT_MODEL = os.environ.get("SPEAKER_DEFAULT_MODEL") or "speakernet-m"
@@ -26,7 +26,7 @@ class ModelNotFoundError(CheckpointError, FileNotFoundError):
 
 @dataclass
 class VerifyResult:
-    score: float          # cosine similarity in [-1, 1]
+    score: float          # on the checkpoint's scale (see scoring.py): AS-norm or cosine
     same_speaker: bool
     threshold: float
 
@@ -71,6 +71,14 @@ class Recognizer:
         self.net = net.to(self.device).eval()
         self.name = name or net.config.name
         self.autocast = False  # opt-in fp16/bf16 on CUDA; the features and SE always stay fp32
+        self.norm: ScoreNorm | None = None
+        if scale_of(self.meta) == "as-norm":
+            try:
+                self.norm = ScoreNorm.from_meta(self.meta.get("score_norm"))
+            except ValueError as e:
+                raise CheckpointError(f"{self.name}: malformed score normalisation ({e}).") from None
+            if self.norm is None or self.norm.dim != self.emb_dim:
+                raise CheckpointError(f"{self.name}: calibrated for AS-norm scores but carries no usable cohort.")
 
     @property
     def config(self):
@@ -89,8 +97,13 @@ class Recognizer:
         return self.net.emb_dim
 
     @property
+    def scale(self) -> str:
+        """"as-norm" when the checkpoint carries a cohort and a threshold for it, else "cosine"."""
+        return "as-norm" if self.norm is not None else "cosine"
+
+    @property
     def threshold(self) -> float:
-        """Calibrated cosine threshold (dev-set EER point) when the checkpoint has one, else DEFAULT_THRESHOLD."""
+        """Calibrated threshold (dev-set EER point, on `scale`) when the checkpoint has one, else DEFAULT_THRESHOLD."""
         cal = self.meta.get("calibration") or {}
         return float(cal.get("threshold", DEFAULT_THRESHOLD))
 
@@ -136,13 +149,26 @@ class Recognizer:
             out[torch.as_tensor(idx)] = self._forward([waves[i] for i in idx]).cpu()
         return self._finish(out, normalize)
 
+    def compare(self, ea, eb) -> float:
+        """Score two embeddings on this checkpoint's scale (AS-norm when it has a cohort, else cosine)."""
+        if self.norm is not None:
+            return self.norm.pair(ea, eb)
+        return float(np.clip(cosine(ea, eb), -1.0, 1.0))
+
+    def compare_many(self, query, prints) -> np.ndarray:
+        """One embedding (D,) against N voiceprints (N, D) -> (N,) scores on this checkpoint's scale."""
+        prints = np.atleast_2d(prints)
+        if self.norm is not None:
+            return self.norm.against(query, prints)
+        return np.clip(cosine(prints, np.broadcast_to(query, prints.shape)), -1.0, 1.0)
+
     def score(self, a, b) -> float:
-        """Cosine similarity of two clips (paths, `(wave, sr)` pairs or Clips)."""
+        """Score two clips (paths, `(wave, sr)` pairs or Clips) on this checkpoint's scale."""
         ea, eb = self.embed_batch([a, b])
-        return float(np.dot(ea, eb))
+        return self.compare(ea, eb)
 
     def verify(self, a, b, threshold: float | None = None) -> VerifyResult:
-        """Same speaker when cosine >= threshold (the checkpoint's calibrated threshold by default)."""
+        """Same speaker when score >= threshold (the checkpoint's calibrated threshold by default)."""
         t = self.threshold if threshold is None else float(threshold)
         s = self.score(a, b)
         return VerifyResult(score=s, same_speaker=s >= t, threshold=t)

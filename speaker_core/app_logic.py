@@ -314,9 +314,12 @@ def _tail_rates(cal: dict, score: float) -> tuple[float, float] | None:
     return float(np.mean(tgt < score)), float(np.mean(non >= score))
 
 
+SCALE_LABEL = {"cosine": "cosine score", "as-norm": "AS-norm score"}
+
+
 def decision_html(score: float, threshold: float, same: bool, cal: dict | None = None,
                   labels: tuple[str, str] = ("Same speaker", "Different speakers"),
-                  extra_html: str = "") -> str:
+                  extra_html: str = "", scale: str = "cosine") -> str:
     colour = GREEN if same else RED
     icon = "✔" if same else "✘"
     text = html.escape(labels[0] if same else labels[1])
@@ -330,7 +333,7 @@ def decision_html(score: float, threshold: float, same: bool, cal: dict | None =
                    f"<b>{above_n:.1%}</b> of different-speaker pairs scored {score:.2f} or higher.</p>")
     return (f"<div class='decision' style='border-color:{colour}'>"
             f"<div class='verdict' style='color:{colour}'>{icon} {text}</div>"
-            f"<div class='score'>cosine score <b>{score:.3f}</b> · threshold {threshold:.3f} · "
+            f"<div class='score'>{SCALE_LABEL.get(scale, 'score')} <b>{score:.3f}</b> · threshold {threshold:.3f} · "
             f"margin {margin:+.3f}</div>{explain}{extra_html}</div>")
 
 
@@ -347,7 +350,7 @@ def _figure(w=7.0, h=3.2):
     return Figure(figsize=(w, h), dpi=100, layout="constrained")
 
 
-def score_plot(score: float, threshold: float, cal: dict | None):
+def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "cosine"):
     """The score on the checkpoint's same- and different-speaker score distributions."""
     fig = _figure(8.0, 3.0)
     ax = fig.add_subplot()
@@ -358,7 +361,9 @@ def score_plot(score: float, threshold: float, cal: dict | None):
     lo = min([score, threshold] + ([float(np.percentile(both, 0.5))] if both.size else [-0.3]))
     hi = max([score, threshold] + ([float(np.percentile(both, 99.5))] if both.size else [1.0]))
     pad = max(0.03, 0.05 * (hi - lo))
-    lo, hi = max(-1.0, lo - pad), min(1.0, hi + pad)
+    lo, hi = lo - pad, hi + pad
+    if scale == "cosine":
+        lo, hi = max(-1.0, lo), min(1.0, hi)
     bins = np.linspace(lo, hi, 61)
     if tgt.size and non.size:
         ax.hist(np.clip(non, lo, hi), bins=bins, density=True, alpha=0.55, color=RED,
@@ -372,7 +377,7 @@ def score_plot(score: float, threshold: float, cal: dict | None):
                label=f"threshold {threshold:.2f}")
     ax.axvline(score, color="#0969da", linewidth=3, label=f"this pair {score:.2f}")
     ax.set_xlim(lo, hi)
-    ax.set_xlabel("cosine score")
+    ax.set_xlabel(SCALE_LABEL.get(scale, "score"))
     ax.set_yticks([])
     ax.set_title("This score against the model's calibration trials", fontsize=10, loc="left")
     fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
@@ -381,7 +386,7 @@ def score_plot(score: float, threshold: float, cal: dict | None):
     return fig
 
 
-def ranking_plot(ranking: list[dict], threshold: float):
+def ranking_plot(ranking: list[dict], threshold: float, scale: str = "cosine"):
     n = max(1, len(ranking))
     fig = _figure(7.0, 1.3 + 0.4 * n)
     ax = fig.add_subplot()
@@ -394,13 +399,18 @@ def ranking_plot(ranking: list[dict], threshold: float):
     colours = [GREEN if (i == 0 and s >= threshold) else ("#8c959f" if s < threshold else "#4ac26b")
                for i, s in enumerate(scores)]
     y = np.arange(len(ranking))[::-1]
+    if scale == "cosine":
+        lo, hi = min(0.0, min(scores) - 0.05), 1.12
+    else:
+        top = max(max(scores), threshold)
+        lo, hi = min(0.0, min(scores) - 0.3), top + 0.15 * max(1.0, top - min(0.0, min(scores)))
     ax.barh(y, scores, color=colours, height=0.6)
     ax.set_yticks(y, names, fontsize=9)
     for yi, s in zip(y, scores):
-        ax.text(max(s, 0) + 0.01, yi, f"{s:.2f}", va="center", fontsize=8)
+        ax.text(max(s, 0) + 0.01 * (hi - lo), yi, f"{s:.2f}", va="center", fontsize=8)
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:.2f}")
-    ax.set_xlim(min(0.0, min(scores) - 0.05), 1.12)
-    ax.set_xlabel("cosine score with the speaker's voiceprint")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(f"{SCALE_LABEL.get(scale, 'score')} with the speaker's voiceprint")
     ax.set_title(f"Top {len(ranking)} match{'es' if len(ranking) != 1 else ''}", fontsize=10,
                  loc="left")
     fig.legend(loc="outside lower right", fontsize=8, frameon=False)
@@ -489,6 +499,24 @@ class Studio:
     def default_threshold(self, model_name: str | None = None) -> float:
         return round(self.models.threshold(model_name), 3)
 
+    def threshold_range(self, model_name: str | None = None) -> tuple[float, float]:
+        """Slider bounds on the model's score scale: cosine [-0.2, 1], AS-norm around its calibration scores."""
+        try:
+            model = self.models.get(model_name)
+        except Exception:
+            return -0.2, 1.0
+        if model.scale == "cosine":
+            return -0.2, 1.0
+        cal = self.models.calibration(model_name)
+        both = np.asarray((cal.get("target_scores") or []) + (cal.get("nontarget_scores") or []), np.float64)
+        lo, hi = (np.percentile(both, [1, 99]) if both.size else (-2.0, 8.0))
+        t = model.threshold
+        return float(np.floor(min(lo, t - 1.0))), float(np.ceil(max(hi, t + 1.0)))
+
+    def threshold_slider(self, model_name: str | None = None) -> dict:
+        lo, hi = self.threshold_range(model_name)
+        return {"minimum": lo, "maximum": hi, "value": self.default_threshold(model_name)}
+
     def on_model_change(self, model_name: str):
         """New model selected: move both thresholds to its calibrated value, and clear the
         Verify result (its score came from the previous model).
@@ -496,7 +524,7 @@ class Studio:
         Returns (verify threshold, identify threshold, model card, verify JSON, decision HTML,
         score plot, clip facts HTML).
         """
-        t = self.default_threshold(model_name)
+        t = gr.update(**self.threshold_slider(model_name))
         return (t, t, self.model_card(model_name), None,
                 empty_html(f"Model changed to {model_name}: press Verify again."), None, "")
 
@@ -511,11 +539,11 @@ class Studio:
         model = self.models.get(name)
         threshold = float(model.threshold if threshold is None else threshold)
         emb = model.embed_batch([clip_a, clip_b])
-        score = float(np.clip(np.dot(emb[0], emb[1]), -1.0, 1.0))
+        score = model.compare(emb[0], emb[1])
         facts = [clip_facts(clip_a, "A: " + _label_of(_path_of(audio_a), "clip A"), ms),
                  clip_facts(clip_b, "B: " + _label_of(_path_of(audio_b), "clip B"), ms)]
         result = {"score": round(score, 4), "same_speaker": bool(score >= threshold),
-                  "threshold": round(threshold, 4), "model": name, "clips": facts,
+                  "threshold": round(threshold, 4), "scale": model.scale, "model": name, "clips": facts,
                   "warnings": [f"{f['clip']}: {w}" for f in facts for w in f["warnings"]]}
         for w in result["warnings"]:
             warn(w)
@@ -528,8 +556,9 @@ class Studio:
     def _verify_outputs(self, result: dict, model_name: str | None):
         cal = self.models.calibration(model_name)
         s, t = result["score"], result["threshold"]
-        return (result, decision_html(s, t, result["same_speaker"], cal),
-                score_plot(s, t, cal), facts_html(result["clips"]))
+        scale = result.get("scale", "cosine")
+        return (result, decision_html(s, t, result["same_speaker"], cal, scale=scale),
+                score_plot(s, t, cal, scale), facts_html(result["clips"]))
 
     @user_errors
     def redecide(self, result, threshold: float):
@@ -623,28 +652,29 @@ class Studio:
         threshold = float(model.threshold if threshold is None else threshold)
         top_k = int(min(max(1, int(top_k or TOP_K)), 20))
         emb = model.embed_clip(clip)
-        best, ranking = gallery.identify(emb, top_k=top_k, threshold=threshold, model_name=model_id)
+        best, ranking = gallery.identify(emb, top_k=top_k, threshold=threshold, model_name=model_id,
+                                         scorer=model.compare_many)
         notes = clip_warnings(clip, self.settings.max_seconds)
         for w in notes:
             warn(f"Clip: {w}")
         rank = [{"speaker": m.name, "score": round(m.score, 4)} for m in ranking]
         result = {"speaker": best.name if best else None,
                   "score": round(ranking[0].score, 4) if ranking else None,
-                  "threshold": round(threshold, 4), "ranking": rank, "model": model_id,
+                  "threshold": round(threshold, 4), "scale": model.scale, "ranking": rank, "model": model_id,
                   "clip": clip_facts(clip, _label_of(_path_of(audio), "recording"),
                                      self.settings.max_seconds),
                   "warnings": notes}
         if best is not None:
             verdict = decision_html(best.score, threshold, True, None,
-                                    labels=(best.name, "Unknown speaker"))
+                                    labels=(best.name, "Unknown speaker"), scale=model.scale)
         else:
             verdict = decision_html(
-                ranking[0].score, threshold, False, None, labels=("", "Unknown speaker"),
+                ranking[0].score, threshold, False, None, labels=("", "Unknown speaker"), scale=model.scale,
                 extra_html="<p class='explain'>No enrolled voiceprint scored above the threshold: "
                            "this voice is not in the gallery (closest: "
                            f"{display_name(ranking[0].name)}).</p>")
         query = Query(emb, model_id, "latest query")
-        return (result, verdict, ranking_plot(rank, threshold), query,
+        return (result, verdict, ranking_plot(rank, threshold, model.scale), query,
                 self.session_state(gallery))
 
     # -- gallery management --------------------------------------------------------------
@@ -811,7 +841,11 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
     lines.append(f"| checkpoint id | `{html.escape(model_id)}` |")
     cal = meta.get("calibration") if isinstance(meta.get("calibration"), dict) else {}
     if cal.get("threshold") is not None:
-        lines.append(f"| calibrated threshold | {float(cal['threshold']):.3f} (cosine, at the dev EER point) |")
+        lines.append(f"| calibrated threshold | {float(cal['threshold']):.3f} ({SCALE_LABEL.get(model.scale, 'score')}, "
+                     "at the dev EER point) |")
+    if model.norm is not None:
+        lines.append(f"| score normalisation | AS-norm: top {model.norm.top_k} of a cohort of "
+                     f"{model.norm.cohort.shape[0]} training-speaker voiceprints |")
     else:
         lines.append(f"| threshold | {DEFAULT_THRESHOLD} (default: this checkpoint carries no calibration) |")
     if cal.get("eer") is not None:

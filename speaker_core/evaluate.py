@@ -14,7 +14,12 @@ halves that act as two utterances (LibriSpeech in our pool has one clip per spea
 only the first SEC seconds of every utterance (to measure short-clip behaviour).
 
 Every utterance is embedded once, whole (no chunking), in batches of similar length (the model masks padding
-with the true lengths). Scores are raw cosines (see speaker_core.scoring).
+with the true lengths). Scores are on the checkpoint's scale (speaker_core.scoring): AS-norm when it carries a
+cohort, else cosine; ``--cosine`` forces raw cosines.
+
+``python -m speaker_core calibrate CHECKPOINT --train TRAIN.jsonl --dev DEV.jsonl`` gives a checkpoint its
+AS-norm cohort (one voiceprint per *training* speaker) and re-calibrates its threshold, score distributions
+and dev EERs on that scale, in place.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .scoring import plot_scores, summarize_scores
+from .scoring import ScoreNorm, l2_normalize, plot_scores, scale_of, summarize_scores
 
 AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".aif", ".aiff"}
 SR = 16000
@@ -219,23 +224,30 @@ def load_item_waves(items: Sequence[dict], loader: Optional[Callable[[str], np.n
 # --------------------------------------------------------------------------------------------
 # scoring
 # --------------------------------------------------------------------------------------------
-def score_trials(emb: np.ndarray, trials: Sequence[Tuple[int, int, int]]) -> Tuple[np.ndarray, np.ndarray]:
+def score_trials(emb: np.ndarray, trials: Sequence[Tuple[int, int, int]], norm: Optional[ScoreNorm] = None,
+                 stats=None) -> Tuple[np.ndarray, np.ndarray]:
+    """(target, non-target) scores: cosine, or AS-norm with ``norm`` (``stats`` = norm.stats(emb), reused)."""
     e = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     if not trials:
         return np.zeros(0), np.zeros(0)
     t = np.asarray(trials, dtype=np.int64)
     s = np.einsum("ij,ij->i", e[t[:, 0]], e[t[:, 1]])
+    if norm is not None:
+        mu, sd = stats if stats is not None else norm.stats(emb)
+        s = norm.normalize(s, (mu[t[:, 0]], sd[t[:, 0]]), (mu[t[:, 1]], sd[t[:, 1]]))
     return s[t[:, 2] == 1], s[t[:, 2] == 0]
 
 
 def evaluate_embeddings(emb: np.ndarray, trials_by_set: Dict[str, Sequence[Tuple[int, int, int]]],
-                        p_target: float = 0.01) -> Tuple[dict, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+                        p_target: float = 0.01, norm: Optional[ScoreNorm] = None
+                        ) -> Tuple[dict, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
     """Per-set and pooled metrics. Returns (results, scores) where scores[set] = (target, nontarget)."""
-    res: dict = {"sets": {}}
+    res: dict = {"sets": {}, "scale": "as-norm" if norm is not None else "cosine"}
     scores = {}
     all_t, all_n = [], []
+    stats = norm.stats(emb) if norm is not None and len(emb) else None
     for s, tr in trials_by_set.items():
-        t, n = score_trials(emb, tr)
+        t, n = score_trials(emb, tr, norm, stats)
         scores[s] = (t, n)
         all_t.append(t)
         all_n.append(n)
@@ -250,7 +262,7 @@ def evaluate_embeddings(emb: np.ndarray, trials_by_set: Dict[str, Sequence[Tuple
 
 
 def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_threshold: float, eer: float,
-                            max_scores: int = 2000, seed: int = 0) -> dict:
+                            max_scores: int = 2000, seed: int = 0, scale: str = "cosine") -> dict:
     rng = np.random.RandomState(seed)
 
     def sub(x):
@@ -259,16 +271,17 @@ def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_thres
             x = x[np.sort(rng.choice(len(x), max_scores, replace=False))]
         return [round(float(v), 4) for v in x]
 
-    return {"threshold": float(eer_threshold), "eer": float(eer), "scale": "cosine",
+    return {"threshold": float(eer_threshold), "eer": float(eer), "scale": scale,
             "target_scores": sub(target), "nontarget_scores": sub(nontarget)}
 
 
 def evaluate(model, items: Sequence[dict], trials_by_set, waves: Optional[List[np.ndarray]] = None,
-             batch_size: int = 16, device=None, crop: Optional[float] = None, progress: bool = False):
+             batch_size: int = 16, device=None, crop: Optional[float] = None, progress: bool = False,
+             norm: Optional[ScoreNorm] = None):
     if waves is None:
         waves = load_item_waves(items, crop=crop)
     emb = embed_waves(model, waves, batch_size=batch_size, device=device, progress=progress)
-    res, scores = evaluate_embeddings(emb, trials_by_set)
+    res, scores = evaluate_embeddings(emb, trials_by_set, norm=norm)
     res["n_utterances"] = len(items)
     return res, scores, emb
 
@@ -301,12 +314,14 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--cosine", action="store_true", help="score raw cosines even if the checkpoint has AS-norm")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     from .checkpoint import load_checkpoint
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_checkpoint(a.checkpoint, device=device).eval()
+    norm = None if a.cosine or scale_of(model.meta) != "as-norm" else ScoreNorm.from_meta(model.meta.get("score_norm"))
 
     if os.path.isdir(a.input):
         items = items_from_folder(a.input)
@@ -331,7 +346,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     if a.crop:
         waves = [w[:int(a.crop * SR)] for w in waves]
     res, scores, _ = evaluate(model, items, trials, waves=waves, batch_size=a.batch_size, device=device,
-                              progress=True)
+                              progress=True, norm=norm)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
                 "crop": a.crop, "split_single": a.split_single, "max_nontarget": a.max_nontarget,
                 "seed": a.seed, "seconds": round(time.time() - t0, 1),
@@ -346,9 +361,107 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     with open(out + ".json", "w") as f:
         json.dump(res, f, indent=1)
     plot_scores(out + ".png", scores, title=f"{os.path.basename(a.checkpoint)} on {os.path.basename(a.input)}",
-                threshold=res["model_calibration_threshold"])
+                threshold=res["model_calibration_threshold"] if norm is not None or scale_of(model.meta) == "cosine"
+                else None, scale=res["scale"])
     print(format_results(res))
     print(f"wrote {out}.json and {out}.png ({res['seconds']}s)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# AS-norm cohort and calibration
+# --------------------------------------------------------------------------------------------
+def build_cohort(model, rows: Sequence[dict], per_speaker: int = 4, max_seconds: float = 6.0, seed: int = 0,
+                 batch_size: int = 16, device=None) -> Tuple[np.ndarray, List[str]]:
+    """One unit voiceprint per speaker (normalised mean of up to ``per_speaker`` clips, first ``max_seconds``)."""
+    by_spk: Dict[str, List[str]] = defaultdict(list)
+    for r in rows:
+        by_spk[r["label"]].append(r["audio_filepath"])
+    rng = np.random.RandomState(seed)
+    speakers = sorted(by_spk)
+    items, owner = [], []
+    for i, spk in enumerate(speakers):
+        files = sorted(by_spk[spk])
+        pick = [files[j] for j in sorted(rng.permutation(len(files))[:per_speaker])]
+        items += [{"path": f} for f in pick]
+        owner += [i] * len(pick)
+    waves = load_item_waves(items, crop=max_seconds)
+    emb = l2_normalize(embed_waves(model, waves, batch_size=batch_size, device=device, progress=True))
+    owner = np.asarray(owner)
+    cohort = np.stack([l2_normalize(emb[owner == i].mean(0)) for i in range(len(speakers))])
+    return cohort.astype(np.float32), speakers
+
+
+def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="speaker_core calibrate",
+                                 description="Add an AS-norm cohort from the training speakers to a checkpoint and "
+                                             "re-calibrate its threshold and dev EERs on that scale.")
+    ap.add_argument("checkpoint", help="our .pt checkpoint (rewritten in place unless --out)")
+    ap.add_argument("--train", required=True, help="training manifest: the cohort speakers (never dev speakers)")
+    ap.add_argument("--dev", required=True, help="dev manifest: calibration trials")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--top-k", type=int, default=200)
+    ap.add_argument("--per-speaker", type=int, default=4)
+    ap.add_argument("--crop-eval", type=float, default=2.0)
+    ap.add_argument("--threads", type=int, default=0)
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import read_manifest
+    model = load_checkpoint(a.checkpoint).eval()
+    train_rows, dev_rows = read_manifest(a.train), read_manifest(a.dev)
+    overlap = {r["label"] for r in train_rows} & {r["label"] for r in dev_rows}
+    if overlap:
+        print(f"error: {len(overlap)} speakers are in both manifests; the cohort must exclude dev speakers",
+              file=sys.stderr)
+        return 2
+    t0 = time.time()
+    with torch.no_grad():
+        cohort, speakers = build_cohort(model, train_rows, per_speaker=a.per_speaker)
+        norm = ScoreNorm(cohort, top_k=a.top_k)
+        items = items_from_manifest(a.dev)
+        waves = load_item_waves(items)
+        items, _ = split_single_items(items, [len(w) / SR for w in waves], 4.0)
+        waves = load_item_waves(items)
+        trials = build_trials(items, 20000, 0)
+        emb = embed_waves(model, waves)
+        emb2 = embed_waves(model, [w[:int(a.crop_eval * SR)] for w in waves]) if a.crop_eval else None
+    res = {}
+    for name, nm in (("as-norm", norm), ("cosine", None)):
+        r, sc = evaluate_embeddings(emb, trials, norm=nm)
+        res[name] = (r, sc)
+        if emb2 is not None:
+            res[name + "_crop"] = evaluate_embeddings(emb2, trials, norm=nm)
+        print(f"[{name}] " + format_results(r))
+    r, sc = res["as-norm"]
+    pt, pn = sc["pooled"]
+    meta = dict(model.meta)
+    meta["score_norm"] = {**norm.to_meta(), "cohort_speakers": len(speakers),
+                          "cohort_source": f"{os.path.basename(a.train)}: {a.per_speaker} clips per speaker, first 6 s"}
+    meta["calibration"] = calibration_from_scores(pt, pn, r["pooled"]["eer_threshold"], r["pooled"]["eer"] / 100.0,
+                                                  scale="as-norm")
+
+    def summary(key):
+        rr = res[key][0]
+        out = {"pooled": rr["pooled"]["eer"], "per_corpus": {k: v["eer"] for k, v in rr["sets"].items()},
+               "mean_over_corpora": rr["mean_set_eer"], "min_dcf_p0.01": rr["pooled"].get("min_dcf_p0.01")}
+        if key + "_crop" in res:
+            rc = res[key + "_crop"][0]
+            out.update({"pooled_crop": rc["pooled"]["eer"], "mean_crop": rc["mean_set_eer"],
+                        "per_corpus_crop": {k: v["eer"] for k, v in rc["sets"].items()}, "crop_seconds": a.crop_eval})
+        return out
+
+    old = meta.get("dev_eer") or {}
+    meta["dev_eer"] = {**summary("as-norm"), "scale": "as-norm", "cosine": summary("cosine"),
+                       "trials": old.get("trials", "within each corpus; single-file speakers split into halves"),
+                       "epoch": old.get("epoch")}
+    out = a.out or a.checkpoint
+    save_checkpoint(out, model, meta=meta, half=True, drop_head=True)
+    print(f"wrote {out}: AS-norm top {norm.top_k} of {len(speakers)} training speakers; threshold "
+          f"{meta['calibration']['threshold']:.3f}; dev EER mean {meta['dev_eer']['mean_over_corpora']:.2f}% "
+          f"(cosine {meta['dev_eer']['cosine']['mean_over_corpora']:.2f}%), pooled {meta['dev_eer']['pooled']:.2f}% "
+          f"(cosine {meta['dev_eer']['cosine']['pooled']:.2f}%) in {time.time() - t0:.0f}s")
     return 0
 
 

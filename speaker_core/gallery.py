@@ -273,11 +273,12 @@ class Gallery:
         return [r[0] for r in rows], np.stack([_unblob(r[1], r[2]) for r in rows])
 
     def identify(self, embedding, top_k: int = 5, threshold: float = 0.0,
-                 model_name: str | None = None) -> tuple[Match | None, list[Match]]:
+                 model_name: str | None = None, scorer=None) -> tuple[Match | None, list[Match]]:
         """Score a query against every voiceprint.
 
-        Returns (best match or None when the best score is below ``threshold``,
-        the top-k ranking by cosine score, best first).
+        ``scorer(query (D,), prints (N, D)) -> (N,)`` puts scores on the model's scale (e.g.
+        ``Recognizer.compare_many``); by default the cosine. Returns (best match or None when the best score
+        is below ``threshold``, the top-k ranking, best first).
         """
         names, prints = self.voiceprints()
         if not names:
@@ -287,7 +288,7 @@ class Gallery:
             raise GalleryError(f"The gallery holds voiceprints made with model '{held[0]}', "
                                f"not '{model_name}'. Switch model or clear the gallery.")
         q = _as_matrix(embedding, dim=prints.shape[1])[0]
-        scores = prints @ q
+        scores = np.asarray(scorer(q, prints) if scorer is not None else prints @ q, dtype=np.float64)
         order = np.argsort(-scores, kind="stable")[: max(1, int(top_k))]
         ranking = [Match(names[i], float(scores[i])) for i in order]
         best = ranking[0] if ranking[0].score >= threshold else None

@@ -1,8 +1,16 @@
 """The one place that defines the score scale and the verification metrics.
 
-Scores are **raw cosine similarities in [-1, 1]** of L2-normalised embeddings. NeMo's ``verify_speakers``
-reports ``(cos + 1) / 2`` with a 0.7 threshold; on our scale that is cosine 0.4, our ``DEFAULT_THRESHOLD``
-(used only when a checkpoint carries no calibration from its dev set).
+Two scales, chosen by the checkpoint:
+
+* ``"cosine"``: the cosine similarity in [-1, 1] of L2-normalised embeddings. NeMo's ``verify_speakers``
+  reports ``(cos + 1) / 2`` with a 0.7 threshold; on our scale that is cosine 0.4, our ``DEFAULT_THRESHOLD``
+  (used only when a checkpoint carries no calibration from its dev set). Every ``.nemo`` import uses this.
+* ``"as-norm"``: adaptive symmetric score normalisation (Matejka et al., Interspeech 2017). The cosine ``s``
+  of embeddings ``a`` and ``b`` becomes ``((s - mu_a) / sd_a + (s - mu_b) / sd_b) / 2``, where ``mu_x``, ``sd_x``
+  are the mean and spread of ``x``'s ``top_k`` highest cosines with a cohort of *training* speakers. It says
+  how far above the voices most similar to each clip the pair scores, so a clip that resembles everyone (a
+  noisy or short one, or a corpus whose channel pushes all cosines up) no longer looks like a match. Our
+  shipped checkpoints carry their cohort (``meta["score_norm"]``) and a threshold calibrated on this scale.
 """
 from __future__ import annotations
 
@@ -44,6 +52,76 @@ def cosine(a, b):
         return float(s) if s.ndim == 0 else s
     s = (l2_normalize(a) * l2_normalize(b)).sum(-1)
     return float(s) if np.ndim(s) == 0 else s
+
+
+SCALES = ("cosine", "as-norm")
+
+
+class ScoreNorm:
+    """AS-norm against a fixed cohort of unit-length training-speaker voiceprints ``(C, D)``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> norm = ScoreNorm(rng.standard_normal((50, 8)), top_k=10)
+    >>> a, b = rng.standard_normal((2, 8))
+    >>> round(norm.pair(a, a), 2) > round(norm.pair(a, b), 2)
+    True
+    """
+
+    def __init__(self, cohort, top_k: int = 200):
+        c = np.asarray(cohort, dtype=np.float64)
+        if c.ndim != 2 or c.shape[0] < 2 or not np.isfinite(c).all():
+            raise ValueError("the AS-norm cohort must be a finite (C, D) matrix with C >= 2")
+        self.cohort = l2_normalize(c)                       # (C, D)
+        self.top_k = int(max(1, min(int(top_k), c.shape[0])))
+
+    @property
+    def dim(self) -> int:
+        return int(self.cohort.shape[1])
+
+    def stats(self, emb) -> Tuple[np.ndarray, np.ndarray]:
+        """Mean and spread of each row's top-k cohort cosines: (N, D) -> ((N,), (N,))."""
+        e = l2_normalize(np.atleast_2d(np.asarray(emb, dtype=np.float64)))
+        top = -np.partition(-(e @ self.cohort.T), self.top_k - 1, axis=1)[:, : self.top_k]   # (N, k)
+        return top.mean(1), np.maximum(top.std(1), 1e-4)
+
+    def normalize(self, raw, stats_a, stats_b):
+        (ma, sa), (mb, sb) = stats_a, stats_b
+        return 0.5 * ((raw - ma) / sa + (raw - mb) / sb)
+
+    def pairs(self, a, b) -> np.ndarray:
+        """Row-aligned (N, D) x (N, D) -> (N,) normalised scores."""
+        a, b = np.atleast_2d(a), np.atleast_2d(b)
+        return self.normalize(cosine(a, b), self.stats(a), self.stats(b))
+
+    def pair(self, a, b) -> float:
+        return float(self.pairs(a, b)[0])
+
+    def against(self, query, prints) -> np.ndarray:
+        """One query (D,) against N voiceprints (N, D) -> (N,) normalised scores."""
+        prints = np.atleast_2d(prints)
+        raw = l2_normalize(prints) @ l2_normalize(np.asarray(query, dtype=np.float64))
+        mq, sq = self.stats(query)
+        return self.normalize(raw, (mq[0], sq[0]), self.stats(prints))
+
+    def to_meta(self) -> dict:
+        return {"method": "as-norm", "top_k": self.top_k, "cohort": torch.from_numpy(self.cohort).half()}
+
+    @classmethod
+    def from_meta(cls, d) -> "ScoreNorm | None":
+        """The checkpoint's ``meta["score_norm"]`` -> ScoreNorm, None when absent; ValueError when malformed."""
+        if not d:
+            return None
+        if not isinstance(d, dict) or d.get("method") != "as-norm":
+            raise ValueError("unknown score normalisation (expected method 'as-norm')")
+        c = d.get("cohort")
+        if isinstance(c, torch.Tensor):
+            c = c.float().numpy()
+        return cls(c, top_k=int(d.get("top_k", 200)))
+
+
+def scale_of(meta: dict) -> str:
+    """The score scale a checkpoint's calibration is on (old checkpoints: cosine)."""
+    return str((meta.get("calibration") or {}).get("scale", "cosine"))
 
 
 def _arrays(target, nontarget):
@@ -139,7 +217,8 @@ def summarize_scores(target, nontarget, p_target: float = 0.01) -> dict:
     return out
 
 
-def plot_scores(path: str, sets: dict, title: str = "", threshold: Optional[float] = None) -> str:
+def plot_scores(path: str, sets: dict, title: str = "", threshold: Optional[float] = None,
+                scale: str = "cosine") -> str:
     """Write a PNG with a DET curve (probit axes) per set and the target/non-target histogram of the first
     (pooled) set. ``sets`` maps a name to ``(target_scores, nontarget_scores)``."""
     import matplotlib
@@ -171,12 +250,13 @@ def plot_scores(path: str, sets: dict, title: str = "", threshold: Optional[floa
     ax1.legend(fontsize=7, loc="upper right")
     first = next(iter(sets))
     t, n = sets[first]
-    bins = np.linspace(-1, 1, 81)
+    both = np.concatenate([np.asarray(t, np.float64), np.asarray(n, np.float64)])
+    bins = np.linspace(-1, 1, 81) if both.size == 0 or np.abs(both).max() <= 1 else 80
     ax2.hist(np.asarray(n), bins=bins, alpha=0.6, density=True, label=f"non-target ({len(n)})")
     ax2.hist(np.asarray(t), bins=bins, alpha=0.6, density=True, label=f"target ({len(t)})")
     if threshold is not None:
         ax2.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3f}")
-    ax2.set_xlabel("cosine score")
+    ax2.set_xlabel(f"{scale} score")
     ax2.set_title(f"scores: {first}")
     ax2.legend(fontsize=8)
     if title:

@@ -92,3 +92,37 @@ def test_cli_embed_and_verify(ckpt_dir, clips, tmp_path):
     r = subprocess.run([sys.executable, "-m", "speaker_core", "verify", str(bad), str(clips[1]), "--model", "tiny"],
                        capture_output=True, text=True, env=env, cwd=api.CHECKPOINT_DIR.parent)
     assert r.returncode == 1 and "Could not decode" in r.stderr and "Traceback" not in r.stderr
+
+
+def _as_norm_checkpoint(path, cohort_dim=None, scale="as-norm"):
+    from speaker_core.scoring import ScoreNorm
+    torch.manual_seed(0)
+    net = SpeakerModel(small("speakernet-m"))
+    randomize_bn(net)
+    rng = np.random.default_rng(0)
+    norm = ScoreNorm(rng.standard_normal((30, cohort_dim or net.emb_dim)), top_k=10)
+    net.meta = {"calibration": {"threshold": 1.5, "eer": 0.1, "scale": scale}, "score_norm": norm.to_meta()}
+    save_checkpoint(path, net, half=True, drop_head=True)
+
+
+def test_as_norm_checkpoint_scores_on_its_scale(tmp_path, clips):
+    _as_norm_checkpoint(tmp_path / "n.pt")
+    m = sc.load_model(tmp_path / "n.pt")
+    assert m.scale == "as-norm" and m.threshold == 1.5 and m.norm.cohort.shape == (30, m.emb_dim)
+    ea, eb = m.embed_batch(clips[:2])
+    r = m.verify(clips[0], clips[1])
+    assert abs(r.score - m.norm.pair(ea, eb)) < 1e-5 and r.threshold == 1.5
+    assert r.same_speaker == (r.score >= 1.5)
+    assert abs(r.score - float(np.dot(ea, eb))) > 1e-3            # not the cosine
+    many = m.compare_many(ea, np.stack([ea, eb]))
+    assert abs(many[1] - r.score) < 1e-5
+    # a cohort without a matching calibration is not used: scores stay cosines
+    _as_norm_checkpoint(tmp_path / "c.pt", scale="cosine")
+    mc = sc.load_model(tmp_path / "c.pt")
+    assert mc.scale == "cosine" and abs(mc.compare(ea, eb) - float(np.dot(ea, eb))) < 1e-5
+
+
+def test_malformed_cohort_is_a_clear_checkpoint_error(tmp_path):
+    _as_norm_checkpoint(tmp_path / "bad.pt", cohort_dim=7)
+    with pytest.raises(sc.CheckpointError, match="cohort"):
+        sc.load_model(tmp_path / "bad.pt")

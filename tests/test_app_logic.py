@@ -136,9 +136,11 @@ def test_models_listed_and_cached(studio):
     assert studio.models.get(None) is m1  # loaded once
     assert studio.models.model_id("speakernet-m").startswith("speakernet-m@")
     t = studio.default_threshold()
-    assert -1 <= t <= 1
+    lo, hi = studio.threshold_range()
+    assert lo < t < hi
     out = studio.on_model_change("speakernet-m")
-    assert out[:2] == (t, t) and out[3] is None and "press Verify again" in out[4]
+    assert out[0] == out[1] and out[0]["value"] == t and (out[0]["minimum"], out[0]["maximum"]) == (lo, hi)
+    assert out[3] is None and "press Verify again" in out[4]
     for bad in ["../../etc/passwd", "nope", "speakernet-m.pt/../x"]:
         with pytest.raises(gr.Error, match="Unknown model"):
             studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"), bad, 0.5)

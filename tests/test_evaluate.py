@@ -77,3 +77,35 @@ def test_evaluate_tiny_folder(tmp_path):
     assert main_evaluate([ck, tf, "--out", out + "_t", "--threads", "1"]) == 0
     r2 = json.load(open(out + "_t.json"))
     assert r2["sets"]["trials"]["n_target"] == 2 and r2["sets"]["trials"]["n_nontarget"] == 2
+
+
+def test_calibrate_adds_cohort_and_rescales(tmp_path):
+    """`calibrate` builds the cohort from training speakers only, re-calibrates on AS-norm, and `evaluate`
+    then scores on that scale (or raw cosines with --cosine)."""
+    from speaker_core.api import load_model
+    from speaker_core.evaluate import main_calibrate
+    root = str(tmp_path / "eval")
+    _folder(root)
+    rows = [{"audio_filepath": it["path"], "label": f"{it['set']}/{it['speaker']}", "corpus": it["set"]}
+            for it in items_from_folder(root)]
+    train = [r for r in rows if r["label"].endswith("spk2")]
+    dev = [r for r in rows if not r["label"].endswith("spk2")]
+    for name, rr in (("train", train), ("dev", dev), ("overlap", rows)):
+        with open(tmp_path / f"{name}.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rr)
+    ck = str(tmp_path / "tiny.pt")
+    _tiny_checkpoint(ck)
+    # dev speakers in the cohort manifest are refused
+    assert main_calibrate([ck, "--train", str(tmp_path / "overlap.jsonl"), "--dev", str(tmp_path / "dev.jsonl")]) == 2
+    assert main_calibrate([ck, "--train", str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "dev.jsonl"),
+                           "--top-k", "1", "--crop-eval", "0.5"]) == 0
+    m = load_model(ck)
+    assert m.scale == "as-norm" and m.norm.cohort.shape[0] == 2 and m.norm.top_k == 1
+    cal = m.meta["calibration"]
+    assert cal["scale"] == "as-norm" and len(cal["target_scores"]) == 4 and len(cal["nontarget_scores"]) == 8
+    assert m.meta["dev_eer"]["scale"] == "as-norm" and "cosine" in m.meta["dev_eer"]
+    out = str(tmp_path / "r")
+    assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
+    assert json.load(open(out + ".json"))["scale"] == "as-norm"
+    assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1", "--cosine"]) == 0
+    assert json.load(open(out + ".json"))["scale"] == "cosine"

@@ -273,3 +273,16 @@ def test_concurrent_writes_lose_nothing(tmp_path):
     assert len(g.clip_embeddings()[0]) == 183
     g.close()
     other.close()
+
+
+def test_identify_uses_the_models_scorer(g):
+    for i, name in enumerate(["Ann", "Ben"]):
+        g.enroll(name, voice(30 + i)[1], "m1")
+    names, prints = g.voiceprints()
+    calls = []
+
+    def scorer(q, p):
+        calls.append(p.shape)
+        return -(p @ q)            # a scale where lower cosine ranks first
+    best, ranking = g.identify(prints[0], threshold=-0.5, scorer=scorer)
+    assert calls == [(2, D)] and ranking[0].name == names[1] and best.name == names[1]

@@ -53,3 +53,60 @@ def test_summary_and_plot(tmp_path):
     assert s["eer"] == 50.0 and s["n_target"] == 2
     p = plot_scores(str(tmp_path / "x.png"), {"pooled": ([0.8, 0.7, 0.6], [0.1, 0.2, 0.65])}, threshold=0.4)
     assert (tmp_path / "x.png").stat().st_size > 1000
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_as_norm_hand_computed_and_symmetric():
+    from speaker_core.scoring import ScoreNorm
+    rng = np.random.default_rng(1)
+    cohort = _unit(rng.standard_normal((40, 6)))
+    norm = ScoreNorm(cohort, top_k=5)
+    a, b = rng.standard_normal(6), rng.standard_normal(6)
+    s = cosine(a, b)
+    ta = np.sort(cohort @ _unit(a))[-5:]
+    tb = np.sort(cohort @ _unit(b))[-5:]
+    want = 0.5 * ((s - ta.mean()) / ta.std() + (s - tb.mean()) / tb.std())
+    assert abs(norm.pair(a, b) - want) < 1e-9
+    assert abs(norm.pair(a, b) - norm.pair(b, a)) < 1e-12
+    assert abs(norm.pair(3.0 * a, b) - norm.pair(a, b)) < 1e-9       # scale-free, like the cosine
+    prints = rng.standard_normal((4, 6))
+    many = norm.against(a, prints)
+    assert np.allclose(many, [norm.pair(a, p) for p in prints])
+
+
+def test_as_norm_discounts_a_clip_that_resembles_everyone():
+    """Two pairs with the same cosine: the pair lying in a crowded region of the cohort scores lower."""
+    from speaker_core.scoring import ScoreNorm
+    rng = np.random.default_rng(2)
+    hub = _unit(rng.standard_normal(16))
+    crowd = _unit(hub + 0.35 * rng.standard_normal((60, 16)))
+    others = _unit(rng.standard_normal((60, 16)))
+    norm = ScoreNorm(np.concatenate([crowd, others]), top_k=20)
+    def pair_near(centre, cos=0.8):
+        u = _unit(centre + 0.05 * rng.standard_normal(16))
+        v = _unit(rng.standard_normal(16) - (rng.standard_normal(16) @ u) * u)
+        v = _unit(v - (v @ u) * u)
+        return u, cos * u + np.sqrt(1 - cos ** 2) * v
+    a1, b1 = pair_near(hub)
+    lonely = _unit(rng.standard_normal(16) - 2.0 * hub)
+    a2, b2 = pair_near(lonely)
+    assert abs(cosine(a1, b1) - cosine(a2, b2)) < 1e-9
+    assert norm.pair(a1, b1) < norm.pair(a2, b2)
+
+
+def test_as_norm_meta_roundtrip_and_malformed():
+    import pytest
+    from speaker_core.scoring import ScoreNorm, scale_of
+    norm = ScoreNorm(np.random.default_rng(0).standard_normal((10, 4)), top_k=50)
+    assert norm.top_k == 10                                       # capped at the cohort size
+    back = ScoreNorm.from_meta(norm.to_meta())
+    assert back.top_k == 10 and np.allclose(back.cohort, norm.cohort, atol=1e-3)
+    assert ScoreNorm.from_meta(None) is None
+    for bad in ({"method": "z-norm"}, {"method": "as-norm", "cohort": [[1.0, 2.0]]},
+                {"method": "as-norm", "cohort": [[np.nan, 1.0], [1.0, 0.0]]}, {"method": "as-norm"}, "x"):
+        with pytest.raises(ValueError):
+            ScoreNorm.from_meta(bad)
+    assert scale_of({}) == "cosine" and scale_of({"calibration": {"scale": "as-norm"}}) == "as-norm"

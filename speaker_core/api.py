@@ -17,7 +17,9 @@ from .model import SpeakerModel
 from .scoring import DEFAULT_THRESHOLD, ScoreNorm, cosine, scale_of
 
 CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
-DEFAULT_MODEL = os.environ.get("SPEAKER_DEFAULT_MODEL") or "speakernet-m"
+# ECAPA-small, not SpeakerNet-M: trained on the same data and CPU budget it has about half the dev EER
+# (checkpoints/README.md). SPEAKER_DEFAULT_MODEL=speakernet-m restores NeMo's classic default.
+DEFAULT_MODEL = os.environ.get("SPEAKER_DEFAULT_MODEL") or "ecapa-small"
 
 
 class ModelNotFoundError(CheckpointError, FileNotFoundError):
@@ -56,7 +58,7 @@ def resolve(name_or_path: str | os.PathLike | None) -> Path:
         raise ModelNotFoundError(f"Checkpoint file not found: {p}")
     raise ModelNotFoundError(
         f"No checkpoint named {str(name_or_path)!r} in {CHECKPOINT_DIR}. Shipped: {available_models() or 'none yet'}. "
-        "Train one with `python -m speaker_core train configs/speakernet-m.yaml`, or pass a path to a .pt or .nemo file."
+        "Train one with `python -m speaker_core train configs/ecapa-small.yaml`, or pass a path to a .pt or .nemo file."
     )
 
 
@@ -177,7 +179,7 @@ class Recognizer:
 def load_model(name_or_path=None, device=None) -> Recognizer:
     """Load a shipped checkpoint by name ("speakernet-m", "ecapa-small"), or a `.pt` / `.nemo` file by path.
 
-    With no argument, loads the default shipped checkpoint (checkpoints/speakernet-m.pt).
+    With no argument, loads the default shipped checkpoint (checkpoints/ecapa-small.pt, or $SPEAKER_DEFAULT_MODEL).
     """
     path = resolve(name_or_path)
     net = load_checkpoint(path)

@@ -33,7 +33,7 @@ import numpy as np
 import gradio as gr
 
 from . import projection
-from .api import Recognizer, available_models, load_model
+from .api import DEFAULT_MODEL, Recognizer, available_models, load_model
 from .audio import AudioError, Clip, frame_db, load_clip
 from .checkpoint import CheckpointError
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
@@ -152,7 +152,7 @@ class Models:
 
     def default(self) -> str | None:
         names = self.choices()
-        for cand in (self._default, "speakernet-m"):
+        for cand in (self._default, DEFAULT_MODEL):
             if cand in names:
                 return cand
         return names[0] if names else None

@@ -1,7 +1,7 @@
 """The public API, through gradio_client, against the app launched in-process on a free port.
 
 The app runs as on a Space (SPEAKER_GALLERY_PATH=session): each client is its own session
-with a private gallery. Uses checkpoints/speakernet-m.pt when present, else a random model.
+with a private gallery. Uses the default shipped checkpoint when present, else a random model.
 """
 import json
 import socket
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from test_app_logic import EX, REF, make_checkpoint_dir, needs_trained  # noqa: E402
+from test_app_logic import DEFAULT, EX, REF, make_checkpoint_dir, needs_trained  # noqa: E402
 
 PUBLIC = {"/verify", "/enroll", "/identify", "/voice_map", "/delete_speaker", "/clear_gallery",
           "/export_gallery", "/import_gallery"}
@@ -83,11 +83,11 @@ def test_verify_contract(client):
     assert set(result) >= {"score", "same_speaker", "threshold"}
     assert isinstance(result["score"], float) and isinstance(result["same_speaker"], bool)
     assert result["same_speaker"] == (result["score"] >= result["threshold"])
-    assert "cosine score" in decision and "so0049_b.wav" in facts
-    # an explicit threshold decides
-    lo = client.predict(f("so0049_a.wav"), f("so0049_b.wav"), "speakernet-m", -0.2,
-                        api_name="/verify")[0]
-    assert lo["same_speaker"] is True and lo["threshold"] == -0.2
+    assert f"{result['scale'].replace('as-norm', 'AS-norm')} score" in decision and "so0049_b.wav" in facts
+    # an explicit threshold decides: just below the score accepts, just above it rejects
+    for t, same in ((round(result["score"] - 0.01, 4), True), (round(result["score"] + 0.01, 4), False)):
+        r = client.predict(f("so0049_a.wav"), f("so0049_b.wav"), DEFAULT, t, api_name="/verify")[0]
+        assert r["same_speaker"] is same and r["threshold"] == t
 
 
 @needs_trained
@@ -133,7 +133,7 @@ def test_enroll_identify_map_export_import(server):
     result, verdict, plot = c.predict(r("speechocean-9624_3.flac"), api_name="/identify")
     assert set(result) >= {"speaker", "score", "ranking"}
     assert [x["speaker"] for x in result["ranking"]][0] in ("Ada", "Bo")
-    unknown = c.predict(r("speechocean-9624_3.flac"), "speakernet-m", 1.0, 5,
+    unknown = c.predict(r("speechocean-9624_3.flac"), DEFAULT, round(result["score"] + 0.01, 4), 5,
                         api_name="/identify")[0]
     assert unknown["speaker"] is None and unknown["score"] is not None
 

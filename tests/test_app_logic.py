@@ -1,6 +1,6 @@
 """The app's handlers (speaker_core.app_logic), called directly: no server, no browser.
 
-Runs against checkpoints/speakernet-m.pt when it exists; otherwise against a random-weight
+Runs against the default shipped checkpoint (checkpoints/ecapa-small.pt) when it exists; otherwise against a random-weight
 model written to a temp folder (behavioural checks that need a trained model then skip).
 """
 import json
@@ -11,13 +11,15 @@ import pytest
 import soundfile as sf
 
 import gradio as gr
+from speaker_core import api
 from speaker_core import app_logic as al
 from speaker_core.app_logic import Query, Settings, Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT / "assets" / "examples"
 REF = ROOT / "assets" / "reference"
-SHIPPED = ROOT / "checkpoints" / "speakernet-m.pt"
+DEFAULT = api.DEFAULT_MODEL
+SHIPPED = ROOT / "checkpoints" / f"{DEFAULT}.pt"
 USABLE_EER = 20.0  # % pooled dev EER: below this a checkpoint is expected to get real pairs right
 
 
@@ -39,12 +41,12 @@ SHIPPED_EER = _shipped_eer()
 # checkpoint that has actually learned: the shipped one, once its dev EER says so.
 needs_trained = pytest.mark.skipif(
     SHIPPED_EER is None or SHIPPED_EER > USABLE_EER,
-    reason=f"needs a trained checkpoints/speakernet-m.pt with pooled dev EER <= {USABLE_EER}% "
+    reason=f"needs a trained checkpoints/{DEFAULT}.pt with pooled dev EER <= {USABLE_EER}% "
            f"(shipped: {'none' if SHIPPED_EER is None else f'{SHIPPED_EER:.1f}%'})")
 
 
 def make_checkpoint_dir(tmp_path_factory) -> Path:
-    """The real checkpoints folder, or a temp one holding a random-weight speakernet-m.
+    """The real checkpoints folder, or a temp one holding a random-weight default model.
 
     SPEAKER_TEST_CHECKPOINTS=<folder> runs the app tests against another folder of checkpoints.
     """
@@ -65,7 +67,7 @@ def make_checkpoint_dir(tmp_path_factory) -> Path:
     cal = {"threshold": 0.35, "eer": 0.05,
            "target_scores": [float(x) for x in rng.normal(0.6, 0.1, 200)],
            "nontarget_scores": [float(x) for x in rng.normal(0.1, 0.1, 500)]}
-    save_checkpoint(d / "speakernet-m.pt", SpeakerModel(preset("speakernet-m")).eval(),
+    save_checkpoint(d / f"{DEFAULT}.pt", SpeakerModel(preset(DEFAULT)).eval(),
                     labels=[], meta={"calibration": cal})
     return d
 
@@ -130,18 +132,18 @@ def test_settings_from_env():
 
 
 def test_models_listed_and_cached(studio):
-    assert "speakernet-m" in studio.model_choices()
-    assert studio.default_model() == "speakernet-m"
-    m1 = studio.models.get("speakernet-m")
+    assert DEFAULT in studio.model_choices()
+    assert studio.default_model() == DEFAULT
+    m1 = studio.models.get(DEFAULT)
     assert studio.models.get(None) is m1  # loaded once
-    assert studio.models.model_id("speakernet-m").startswith("speakernet-m@")
+    assert studio.models.model_id(DEFAULT).startswith(DEFAULT + "@")
     t = studio.default_threshold()
     lo, hi = studio.threshold_range()
     assert lo < t < hi
-    out = studio.on_model_change("speakernet-m")
+    out = studio.on_model_change(DEFAULT)
     assert out[0] == out[1] and out[0]["value"] == t and (out[0]["minimum"], out[0]["maximum"]) == (lo, hi)
     assert out[3] is None and "press Verify again" in out[4]
-    for bad in ["../../etc/passwd", "nope", "speakernet-m.pt/../x"]:
+    for bad in ["../../etc/passwd", "nope", DEFAULT + ".pt/../x"]:
         with pytest.raises(gr.Error, match="Unknown model"):
             studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"), bad, 0.5)
     assert "architecture" in studio.model_card()
@@ -158,9 +160,11 @@ def test_no_checkpoint_gives_clear_error(tmp_path):
 # -------------------------------------------------------------------------------- verify
 def test_verify_outputs_and_redecide_without_embedding(studio, monkeypatch):
     result, decision, fig, facts = studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"),
-                                                 "speakernet-m", 0.3)
+                                                 DEFAULT, 0.3)
     assert set(result) >= {"score", "same_speaker", "threshold", "clips", "warnings"}
-    assert -1 <= result["score"] <= 1 and result["threshold"] == 0.3
+    assert result["scale"] == studio.models.get(DEFAULT).scale and result["threshold"] == 0.3
+    assert np.isfinite(result["score"]) and (result["scale"] != "cosine" or -1 <= result["score"] <= 1)
+    assert al.SCALE_LABEL[result["scale"]] in decision
     assert result["same_speaker"] == (result["score"] >= 0.3)
     assert ("Same speaker" in decision) == result["same_speaker"]
     assert fig.axes and "so0049_a.wav" in facts and "kHz" in facts
@@ -170,7 +174,7 @@ def test_verify_outputs_and_redecide_without_embedding(studio, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("redecide must not embed")
 
-    monkeypatch.setattr(studio.models.get("speakernet-m"), "embed_batch", boom)
+    monkeypatch.setattr(studio.models.get(DEFAULT), "embed_batch", boom)
     for t, same in [(result["score"] - 0.01, True), (result["score"] + 0.01, False)]:
         r2, d2, _, _ = studio.redecide(result, t)
         assert r2["same_speaker"] is same and r2["score"] == result["score"]
@@ -250,13 +254,13 @@ def test_enroll_identify_delete_flow(studio, clips):
     assert [r["name"] for r in studio.list_speakers(state)[0]] == ["Ada", "Bob"]
 
     result, verdict, fig, query, state = studio.identify(refs("speechocean-9624")[2], None,
-                                                         -1.0, 5, state)
+                                                         -1e6, 5, state)
     assert [r["speaker"] for r in result["ranking"]][0] in ("Ada", "Bob")
-    assert result["speaker"] == result["ranking"][0]["speaker"]  # threshold -1 accepts
+    assert result["speaker"] == result["ranking"][0]["speaker"]  # a threshold below every score accepts
     assert isinstance(query, Query) and fig.axes
-    unknown, verdict, *_ = studio.identify(refs("speechocean-9624")[2], None, 1.0, 5, state)
+    unknown, verdict, *_ = studio.identify(refs("speechocean-9624")[2], None, result["score"] + 0.01, 5, state)
     assert unknown["speaker"] is None and "Unknown speaker" in verdict
-    assert unknown["score"] == unknown["ranking"][0]["score"] < 1.0
+    assert unknown["score"] == unknown["ranking"][0]["score"] < unknown["threshold"]
 
     status, table, state = studio.delete_speaker("bob", state)
     assert "Deleted" in status and "Bob" not in table
@@ -414,7 +418,7 @@ def test_two_models_never_mix_in_one_gallery(tmp_path):
                         meta={})
     s = Studio(Settings(checkpoint_dir=tmp_path, gallery_path=al.SESSION))
     assert s.model_choices() == ["ecapa-small", "speakernet-m"]
-    assert s.default_model() == "speakernet-m"
+    assert s.default_model() == api.DEFAULT_MODEL == "ecapa-small"
     # no calibration in the checkpoint: the documented default threshold
     assert s.default_threshold("ecapa-small") == al.DEFAULT_THRESHOLD
     assert "no calibration" in s.model_card("ecapa-small")

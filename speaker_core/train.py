@@ -295,7 +295,8 @@ def recipe_summary(cfg: dict, world: int) -> dict:
             "optimizer": cfg["optim"], "epochs": cfg["epochs"], "batch_size": cfg["batch_size"],
             "world_size": world, "crop_sec": [cfg["data"]["crop_min"], cfg["data"]["crop_max"]],
             "augment": cfg["augment"], "spec_augment": cfg["model"].get("spec_augment", True),
-            "distillation": cfg["teacher"] if cfg["teacher"].get("weight") else None, "seed": cfg["seed"]}
+            "distillation": cfg["teacher"] if cfg["teacher"].get("weight") else None, "seed": cfg["seed"],
+            "init": cfg.get("init")}
 
 
 # --------------------------------------------------------------------------------------------

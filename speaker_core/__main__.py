@@ -35,8 +35,10 @@ def cmd_verify(argv) -> int:
     a = ap.parse_args(argv)
     from .api import load_model
 
-    r = load_model(a.model, device=a.device).verify(a.a, a.b, threshold=a.threshold)
-    print(json.dumps({"score": round(r.score, 4), "same_speaker": r.same_speaker, "threshold": round(r.threshold, 4)}))
+    model = load_model(a.model, device=a.device)
+    r = model.verify(a.a, a.b, threshold=a.threshold)
+    print(json.dumps({"score": round(r.score, 4), "same_speaker": r.same_speaker, "threshold": round(r.threshold, 4),
+                      "scale": model.scale, "model": model.name}))
     return 0
 
 

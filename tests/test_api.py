@@ -86,7 +86,9 @@ def test_cli_embed_and_verify(ckpt_dir, clips, tmp_path):
     r = subprocess.run([sys.executable, "-m", "speaker_core", "verify", str(clips[0]), str(clips[1]), "--model", "tiny"],
                        capture_output=True, text=True, env=env, cwd=api.CHECKPOINT_DIR.parent)
     assert r.returncode == 0, r.stderr
-    assert set(json.loads(r.stdout)) == {"score", "same_speaker", "threshold"}
+    out = json.loads(r.stdout)
+    assert set(out) == {"score", "same_speaker", "threshold", "scale", "model"} and out["scale"] == "cosine"
+    assert out["threshold"] == 0.123 and out["same_speaker"] == (out["score"] >= 0.123)
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all" * 50)
     r = subprocess.run([sys.executable, "-m", "speaker_core", "verify", str(bad), str(clips[1]), "--model", "tiny"],

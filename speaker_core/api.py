@@ -14,11 +14,12 @@ import torch
 from .audio import SAMPLE_RATE, Clip, load_clip
 from .checkpoint import CheckpointError, load_checkpoint
 from .model import SpeakerModel
-from .scoring import DEFAULT_THRESHOLD, ScoreNorm, cosine, scale_of
+from .scoring import DEFAULT_THRESHOLD, ScoreNorm, cosine, score_norm_of
 
 CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
-# ECAPA-small, not SpeakerNet-M: trained on the same data and CPU budget it has about half the dev EER
-# (checkpoints/README.md). SPEAKER_DEFAULT_MODEL=speakernet-m restores NeMo's classic default.
+# ECAPA-small, not SpeakerNet-M: trained on the same data it learns much faster on a CPU, and the shipped one
+# has about half SpeakerNet-M's dev EER (checkpoints/README.md).
+# SPEAKER_DEFAULT_MODEL=speakernet-m restores NeMo's classic default.
 DEFAULT_MODEL = os.environ.get("SPEAKER_DEFAULT_MODEL") or "ecapa-small"
 
 
@@ -73,14 +74,10 @@ class Recognizer:
         self.net = net.to(self.device).eval()
         self.name = name or net.config.name
         self.autocast = False  # opt-in fp16/bf16 on CUDA; the features and SE always stay fp32
-        self.norm: ScoreNorm | None = None
-        if scale_of(self.meta) == "as-norm":
-            try:
-                self.norm = ScoreNorm.from_meta(self.meta.get("score_norm"))
-            except ValueError as e:
-                raise CheckpointError(f"{self.name}: malformed score normalisation ({e}).") from None
-            if self.norm is None or self.norm.dim != self.emb_dim:
-                raise CheckpointError(f"{self.name}: calibrated for AS-norm scores but carries no usable cohort.")
+        try:
+            self.norm: ScoreNorm | None = score_norm_of(self.meta, self.emb_dim)
+        except ValueError as e:
+            raise CheckpointError(f"{self.name}: {e}") from None
 
     @property
     def config(self):

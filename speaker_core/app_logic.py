@@ -843,11 +843,11 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
     if cal.get("threshold") is not None:
         lines.append(f"| calibrated threshold | {float(cal['threshold']):.3f} ({SCALE_LABEL.get(model.scale, 'score')}, "
                      "at the dev EER point) |")
+    else:
+        lines.append(f"| threshold | {DEFAULT_THRESHOLD} (default: this checkpoint carries no calibration) |")
     if model.norm is not None:
         lines.append(f"| score normalisation | AS-norm: top {model.norm.top_k} of a cohort of "
                      f"{model.norm.cohort.shape[0]} training-speaker voiceprints |")
-    else:
-        lines.append(f"| threshold | {DEFAULT_THRESHOLD} (default: this checkpoint carries no calibration) |")
     if cal.get("eer") is not None:
         lines.append(f"| pooled dev EER | {_pct(100 * float(cal['eer']))} |")
     for key, label in (("trained_epochs", "trained epochs"), ("created", "created"),

@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .scoring import ScoreNorm, l2_normalize, plot_scores, scale_of, summarize_scores
+from .scoring import ScoreNorm, l2_normalize, plot_scores, scale_of, score_norm_of, summarize_scores
 
 AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".aif", ".aiff"}
 SR = 16000
@@ -111,6 +111,18 @@ def split_single_items(items: List[dict], durations: Sequence[float], min_half: 
             out.append(it)
             durs.append(d)
     return out, durs
+
+
+def items_with_trials(items: List[dict], split_single: float = 4.0, max_nontarget: int = 20000, seed: int = 0
+                      ) -> Tuple[List[dict], List[np.ndarray], Dict[str, list]]:
+    """Load the items' audio once, split single-file speakers' long files (``split_single`` s, 0: off) and build
+    the within-set trials. Returns (items, waves, trials_by_set)."""
+    waves = load_item_waves(items)
+    if split_single and split_single > 0:
+        loaded = {it["path"]: w for it, w in zip(items, waves)}
+        items, _ = split_single_items(items, [len(w) / SR for w in waves], split_single)
+        waves = load_item_waves(items, loader=loaded.__getitem__)   # cut the halves, no second read
+    return items, waves, build_trials(items, max_nontarget, seed)
 
 
 def build_trials(items: Sequence[dict], max_nontarget: int = 20000, seed: int = 0,
@@ -321,7 +333,11 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     from .checkpoint import load_checkpoint
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_checkpoint(a.checkpoint, device=device).eval()
-    norm = None if a.cosine or scale_of(model.meta) != "as-norm" else ScoreNorm.from_meta(model.meta.get("score_norm"))
+    try:
+        norm = None if a.cosine else score_norm_of(model.meta, model.emb_dim)
+    except ValueError as e:
+        from .checkpoint import CheckpointError
+        raise CheckpointError(f"{os.path.basename(a.checkpoint)}: {e}") from None
 
     if os.path.isdir(a.input):
         items = items_from_folder(a.input)
@@ -336,13 +352,10 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         print(f"no audio found in {a.input}", file=sys.stderr)
         return 2
     t0 = time.time()
-    waves = load_item_waves(items)
     if trials is None:
-        if a.split_single and a.split_single > 0:
-            durs = [len(w) / SR for w in waves]
-            items, _ = split_single_items(items, durs, a.split_single)
-            waves = load_item_waves(items)
-        trials = build_trials(items, a.max_nontarget, a.seed)
+        items, waves, trials = items_with_trials(items, a.split_single, a.max_nontarget, a.seed)
+    else:
+        waves = load_item_waves(items)
     if a.crop:
         waves = [w[:int(a.crop * SR)] for w in waves]
     res, scores, _ = evaluate(model, items, trials, waves=waves, batch_size=a.batch_size, device=device,
@@ -361,8 +374,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     with open(out + ".json", "w") as f:
         json.dump(res, f, indent=1)
     plot_scores(out + ".png", scores, title=f"{os.path.basename(a.checkpoint)} on {os.path.basename(a.input)}",
-                threshold=res["model_calibration_threshold"] if norm is not None or scale_of(model.meta) == "cosine"
-                else None, scale=res["scale"])
+                threshold=res["model_calibration_threshold"] if res["scale"] == scale_of(model.meta) else None,
+                scale=res["scale"])
     print(format_results(res))
     print(f"wrote {out}.json and {out}.png ({res['seconds']}s)")
     return 0
@@ -420,11 +433,7 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     with torch.no_grad():
         cohort, speakers = build_cohort(model, train_rows, per_speaker=a.per_speaker)
         norm = ScoreNorm(cohort, top_k=a.top_k)
-        items = items_from_manifest(a.dev)
-        waves = load_item_waves(items)
-        items, _ = split_single_items(items, [len(w) / SR for w in waves], 4.0)
-        waves = load_item_waves(items)
-        trials = build_trials(items, 20000, 0)
+        items, waves, trials = items_with_trials(items_from_manifest(a.dev))
         emb = embed_waves(model, waves)
         emb2 = embed_waves(model, [w[:int(a.crop_eval * SR)] for w in waves]) if a.crop_eval else None
     res = {}

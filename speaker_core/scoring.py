@@ -54,9 +54,6 @@ def cosine(a, b):
     return float(s) if np.ndim(s) == 0 else s
 
 
-SCALES = ("cosine", "as-norm")
-
-
 class ScoreNorm:
     """AS-norm against a fixed cohort of unit-length training-speaker voiceprints ``(C, D)``.
 
@@ -122,6 +119,20 @@ class ScoreNorm:
 def scale_of(meta: dict) -> str:
     """The score scale a checkpoint's calibration is on (old checkpoints: cosine)."""
     return str((meta.get("calibration") or {}).get("scale", "cosine"))
+
+
+def score_norm_of(meta: dict, dim: int) -> "ScoreNorm | None":
+    """The checkpoint's AS-norm when its calibration is on that scale, else None (cosine).
+    ValueError when it is calibrated for AS-norm but its cohort is missing, malformed or of the wrong size."""
+    if scale_of(meta) != "as-norm":
+        return None
+    try:
+        norm = ScoreNorm.from_meta(meta.get("score_norm"))
+    except ValueError as e:
+        raise ValueError(f"malformed score normalisation ({e}).") from None
+    if norm is None or norm.dim != dim:
+        raise ValueError("calibrated for AS-norm scores but carries no usable cohort.")
+    return norm
 
 
 def _arrays(target, nontarget):

@@ -435,3 +435,18 @@ def test_two_models_never_mix_in_one_gallery(tmp_path):
         s.import_gallery(path, True, "ecapa-small", None)
     r = s.verify(ex("so0049_a.wav"), ex("so0981_a.wav"), "ecapa-small", None)[0]
     assert r["model"] == "ecapa-small" and r["threshold"] == al.DEFAULT_THRESHOLD
+
+
+def test_model_card_threshold_line_per_scale(tmp_path):
+    """A cosine-calibrated checkpoint shows its calibrated threshold and no 'default threshold' line."""
+    import torch
+
+    from speaker_core.checkpoint import save_checkpoint
+    from speaker_core.model import SpeakerModel, preset
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "cos.pt", SpeakerModel(preset("ecapa-small")).eval(), labels=[],
+                    meta={"calibration": {"threshold": 0.123, "eer": 0.1}})
+    card = al.model_card_markdown(api.load_model(tmp_path / "cos.pt"), "cos@x")
+    assert "| calibrated threshold | 0.123 (cosine score" in card
+    assert "no calibration" not in card and "score normalisation" not in card

@@ -109,3 +109,17 @@ def test_calibrate_adds_cohort_and_rescales(tmp_path):
     assert json.load(open(out + ".json"))["scale"] == "as-norm"
     assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1", "--cosine"]) == 0
     assert json.load(open(out + ".json"))["scale"] == "cosine"
+
+
+def test_evaluate_refuses_a_checkpoint_without_its_cohort(tmp_path):
+    import pytest
+    from speaker_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    root = str(tmp_path / "eval")
+    _folder(root)
+    ck = str(tmp_path / "tiny.pt")
+    _tiny_checkpoint(ck)
+    m = load_checkpoint(ck)
+    save_checkpoint(ck, m, meta={"calibration": {"threshold": 1.0, "scale": "as-norm"}}, half=True, drop_head=True)
+    with pytest.raises(CheckpointError, match="cohort"):
+        main_evaluate([ck, root, "--out", str(tmp_path / "r"), "--threads", "1"])
+    assert main_evaluate([ck, root, "--out", str(tmp_path / "r"), "--threads", "1", "--cosine"]) == 0

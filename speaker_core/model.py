@@ -64,6 +64,7 @@ PRESETS = {
     "speakernet-l": lambda: _speakernet("speakernet-l", 512, [512, 512]),  # SpeakerNet_recognition_3x2x512
     "ecapa-tdnn": lambda: _ecapa("ecapa-tdnn"),                             # NeMo ecapa_tdnn (c1024)
     "ecapa-small": lambda: _ecapa("ecapa-small", 256, 192, 64),             # our small shipped ECAPA
+    "ecapa-m": lambda: _ecapa("ecapa-m", 384, 192, 128),                    # mid-size ECAPA, under 10 MB in fp16
     "titanet-s": lambda: _titanet("titanet-s", 256),
     "titanet-l": lambda: _titanet("titanet-l", 1024),
 }

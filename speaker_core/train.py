@@ -58,6 +58,7 @@ DEFAULTS = {
     "max_steps_per_epoch": None,
     "max_minutes": None,
     "stop_after_epochs": None,
+    "save_every": 1,
     "val": {"every": 1, "max_nontarget": 20000, "split_single": 4.0, "crop_eval": 2.0, "batch_size": 16},
 }
 
@@ -103,6 +104,13 @@ def dist_setup():
 
 def is_main(rank: int) -> bool:
     return rank == 0
+
+
+def _seed_worker(worker_id: int) -> None:
+    # every loader worker starts with a copy of the dataset's RNG; without this they would all draw the
+    # same crops offsets and augmentations. torch gives each worker base_seed + id, itself seeded.
+    info = torch.utils.data.get_worker_info()
+    info.dataset.reseed(info.seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,8 +346,10 @@ def train(cfg: dict, resume: bool = False) -> dict:
     sampler = CropBatchSampler([cache.length(i) / 16000 for i in range(len(cache))], cfg["batch_size"],
                                dc["crop_min"], dc["crop_max"], seed=seed, max_visits=dc.get("max_visits", 4),
                                num_replicas=world, rank=rank)
-    loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_train,
-                                         num_workers=int(dc.get("num_workers", 0)))
+    nw = int(dc.get("num_workers", 0))
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_train, num_workers=nw,
+                                         worker_init_fn=_seed_worker, persistent_workers=nw > 0,
+                                         prefetch_factor=4 if nw else None, pin_memory=use_cuda)
     steps_per_epoch = len(sampler)
     if cfg.get("max_steps_per_epoch"):
         steps_per_epoch = min(steps_per_epoch, int(cfg["max_steps_per_epoch"]))
@@ -463,16 +473,17 @@ def train(cfg: dict, resume: bool = False) -> dict:
             sched.step()
             step += 1
             with torch.no_grad():
-                acc = float((logits.argmax(1) == y).float().mean())
-            tot_loss += float(loss_cls.detach()) * len(y)
-            tot_acc += acc * len(y)
+                # running sums stay on the device: a .item() per step would stall the GPU queue
+                tot_loss = tot_loss + loss_cls.detach() * len(y)
+                tot_acc = tot_acc + (logits.argmax(1) == y).float().sum()
             tot_n += len(y)
             if bar is not None:
-                post = {"loss": f"{tot_loss / tot_n:.3f}", "acc": f"{tot_acc / tot_n:.3f}",
-                        "lr": f"{sched.get_last_lr()[0]:.2e}"}
-                if distill is not None:
-                    post["kd"] = f"{tot_dist / tot_n:.3f}"
-                bar.set_postfix(post, refresh=False)
+                if it % 20 == 0:
+                    post = {"loss": f"{float(tot_loss) / tot_n:.3f}", "acc": f"{float(tot_acc) / tot_n:.3f}",
+                            "lr": f"{sched.get_last_lr()[0]:.2e}"}
+                    if distill is not None:
+                        post["kd"] = f"{tot_dist / tot_n:.3f}"
+                    bar.set_postfix(post, refresh=False)
                 bar.update(1)
             if world > 1 and budget:
                 el = torch.tensor([sched.elapsed], dtype=torch.float64)
@@ -491,6 +502,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
         ep_time = time.time() - t_ep
         if stop and world > 1:
             pass
+        tot_loss, tot_acc = float(tot_loss), float(tot_acc)
         rec = {"epoch": epoch, "train_loss": tot_loss / max(tot_n, 1), "train_acc": tot_acc / max(tot_n, 1),
                "kd_loss": tot_dist / max(tot_n, 1) if distill is not None else None,
                "lr": sched.get_last_lr()[0], "epoch_seconds": round(ep_time, 1),
@@ -534,6 +546,8 @@ def train(cfg: dict, resume: bool = False) -> dict:
                     rec["best"] = True
             history.append(rec)
             print("EPOCH " + json.dumps(rec), flush=True)
+        save_now = stop or epoch + 1 == int(cfg["epochs"]) or (epoch + 1) % int(cfg.get("save_every") or 1) == 0
+        if is_main(rank) and save_now:
             tmp = last_path + ".tmp"
             torch.save({"wrapper": wrapper.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler else None,

@@ -121,3 +121,34 @@ def test_init_from_exported_checkpoint(tmp_path):
     res = train(_cfg(root, os.path.join(root, "c"), init=os.path.join(out, "export.pt"), epochs=1,
                      **{"teacher.weight": 0.0}))
     assert res["history"][0]["steps"] == 2
+
+
+def test_loader_workers_draw_different_crops():
+    """Each loader worker starts from a copy of the dataset's RNG; _seed_worker must make their draws differ."""
+    from speaker_core.data import TrainDataset, collate_train
+    from speaker_core.train import _seed_worker
+
+    class OneClip:
+        def __len__(self):
+            return 1
+
+        def get(self, i):
+            return np.arange(16000 * 5, dtype=np.float32) / 1e5
+
+    rows = [{"audio_filepath": "x.wav", "label": "a", "corpus": "c"}]
+    ds = TrainDataset(rows, OneClip(), seed=0)
+    batches = [[(0, 8000)] for _ in range(4)]
+
+    def first_samples(init):
+        dl = torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=collate_train, num_workers=2,
+                                         worker_init_fn=init)
+        return [float(w[0, 0]) for w, _, _, _ in dl]
+
+    torch.manual_seed(0)
+    same = first_samples(None)
+    assert same[0] == same[1]  # the failure mode: workers 0 and 1 replay one random stream
+    torch.manual_seed(0)
+    seeded = first_samples(_seed_worker)
+    assert seeded[0] != seeded[1]
+    torch.manual_seed(0)
+    assert first_samples(_seed_worker) == seeded  # and still reproducible

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One lent-GPU session (see tools/README.md): unpack the carried training set, train three runs side by side
+# on the one GPU for MIN minutes each, and leave model-only copies of their last epochs (fp16) in $OUT.
+#
+# Prepare here:  python tools/pack_audio.py pack data/train.jsonl .pack   (+ the soundfile wheels in .whl/)
+# Run there:     bash tools/gpu_train.sh          (carry .pack and .whl)
+# Then here:     python -m speaker_core train CONFIG --set <same overrides> --export-from last  (dev EER on CPU)
+#
+# The dev set stays here: each run trains blind on a fixed wall-clock cosine schedule, and the choice between
+# the runs is made afterwards on the dev split (the model card says so).
+set -u
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-runs/gpu-out}
+MIN=${MIN:-7.5}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site || exit 1
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, torchaudio, soundfile; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__,
+'soundfile', soundfile.__version__, 'cuda', torch.cuda.is_available())" || exit 1
+python3 tools/pack_audio.py unpack .pack data || exit 1
+
+# fail fast: three steps of the real thing before the long runs
+python3 -m speaker_core train configs/ecapa-m.yaml --set out=runs/preflight data.dev=null epochs=1 \
+  max_steps_per_epoch=3 data.num_workers=2 || exit 1
+
+blind="data.dev=null max_minutes=$MIN"
+declare -A RUNS=(
+  [ecapa-m]="configs/ecapa-m.yaml --set $blind"
+  [ecapa-m-b256]="configs/ecapa-m.yaml --set $blind name=ecapa-m-b256 out=runs/ecapa-m-b256 batch_size=256 optim.lr=0.004 optim.weight_decay=0.005"
+  [ecapa-small-gpu]="configs/ecapa-small.yaml --set $blind name=ecapa-small-gpu out=runs/ecapa-small-gpu init=checkpoints/ecapa-small.pt batch_size=128 optim.lr=0.0015 epochs=1000 data.num_workers=4 save_every=10 loss.margin_warmup_epochs=5"
+)
+for r in "${!RUNS[@]}"; do
+  # the schedule ends itself after MIN minutes; the timeout only guards the call's hard limit
+  timeout $(( ${MIN%.*} * 60 + 100 )) python3 -m speaker_core train ${RUNS[$r]} > "$OUT/$r.log" 2>&1 &
+done
+# the CUDA half of the test suite, beside the runs (tests/conftest.py --device)
+timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_model.py tests/test_nemo_parity.py tests/test_api.py \
+  --device cuda > "$OUT/cuda_tests.log" 2>&1 &
+sleep 60; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+wait
+for r in "${!RUNS[@]}"; do
+  grep -c '^EPOCH' "$OUT/$r.log" | sed "s/^/$r epochs: /"
+  grep '^EPOCH' "$OUT/$r.log" | tail -n 1
+  tail -n 2 "$OUT/$r.log"
+  python3 tools/pack_audio.py slim "runs/$r/last.pt" "$OUT/$r.pt"
+done

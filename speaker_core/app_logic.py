@@ -850,11 +850,11 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
                      f"{model.norm.cohort.shape[0]} training-speaker voiceprints |")
     if cal.get("eer") is not None:
         lines.append(f"| pooled dev EER | {_pct(100 * float(cal['eer']))} |")
-    for key, label in (("trained_epochs", "trained epochs"), ("created", "created"),
-                       ("source", "file")):
+    recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
+    epochs_label = "trained epochs (last warm-restart stage)" if recipe.get("init") else "trained epochs"
+    for key, label in (("trained_epochs", epochs_label), ("created", "created"), ("source", "file")):
         if key in meta and isinstance(meta[key], (str, int, float)):
             lines.append(f"| {label} | {_fmt(meta[key])} |")
-    recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
     if recipe.get("loss"):
         lines.append(f"| loss | {_fmt(recipe['loss'])} |")
     data = meta.get("data") if isinstance(meta.get("data"), dict) else {}

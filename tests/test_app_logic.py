@@ -450,3 +450,20 @@ def test_model_card_threshold_line_per_scale(tmp_path):
     card = al.model_card_markdown(api.load_model(tmp_path / "cos.pt"), "cos@x")
     assert "| calibrated threshold | 0.123 (cosine score" in card
     assert "no calibration" not in card and "score normalisation" not in card
+
+
+def test_model_card_epochs_label_for_warm_restarts(tmp_path):
+    """trained_epochs counts only the last stage of a warm-started checkpoint, and the card says so."""
+    import torch
+
+    from speaker_core.checkpoint import save_checkpoint
+    from speaker_core.model import SpeakerModel, preset
+
+    torch.manual_seed(0)
+    net = SpeakerModel(preset("ecapa-small")).eval()
+    save_checkpoint(tmp_path / "warm.pt", net, labels=[], meta={"trained_epochs": 66, "recipe": {"init": "a.pt"}})
+    save_checkpoint(tmp_path / "cold.pt", net, labels=[], meta={"trained_epochs": 17, "recipe": {"init": None}})
+    warm = al.model_card_markdown(api.load_model(tmp_path / "warm.pt"), "w@x")
+    cold = al.model_card_markdown(api.load_model(tmp_path / "cold.pt"), "c@x")
+    assert "| trained epochs (last warm-restart stage) | 66 |" in warm
+    assert "| trained epochs | 17 |" in cold

@@ -34,7 +34,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import yaml
 
-from .augment import Augmenter
+from .augment import Augmenter, BatchAugmenter
 from .data import (AudioCache, CropBatchSampler, TrainDataset, collate_train, read_manifest, summarize)
 from .evaluate import (build_trials, calibration_from_scores, embed_waves, evaluate_embeddings, format_results,
                        split_single_items)
@@ -341,7 +341,10 @@ def train(cfg: dict, resume: bool = False) -> dict:
     def babble_source(rng):
         return cache.get(int(rng.randint(len(cache))))
 
-    aug = Augmenter.from_config(cfg.get("augment"), babble_source=babble_source)
+    # augment.mode: "clip" runs the chain per crop in the loader workers, "batch" on the whole batch on the
+    # training device (speaker_core.augment.BatchAugmenter; the loader then only crops)
+    batch_aug = BatchAugmenter.from_config(cfg.get("augment"))
+    aug = None if batch_aug else Augmenter.from_config(cfg.get("augment"), babble_source=babble_source)
     ds = TrainDataset(train_rows, cache, labels=labels, seed=seed, augment=aug)
     sampler = CropBatchSampler([cache.length(i) / 16000 for i in range(len(cache))], cfg["batch_size"],
                                dc["crop_min"], dc["crop_max"], seed=seed, max_visits=dc.get("max_visits", 4),
@@ -433,6 +436,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
         ddp.train()
         sampler.set_epoch(epoch)
         ds.reseed(seed * 100003 + epoch * 1009 + rank)
+        aug_gen = torch.Generator(device=device).manual_seed(seed * 100003 + epoch * 1009 + rank) if batch_aug else None
         mw = lc.get("margin_warmup_epochs", 0) or 0
         tot_loss = tot_acc = tot_n = tot_dist = 0.0
         t_ep = time.time()
@@ -449,6 +453,9 @@ def train(cfg: dict, resume: bool = False) -> dict:
             if mw:
                 loss_fn.margin = lc["margin"] * min(1.0, (epoch + it / steps_per_epoch) / mw)
             wave, lengths, y = wave.to(device, non_blocking=True), lengths.to(device), y.to(device)
+            if batch_aug is not None:
+                with torch.no_grad():
+                    wave = batch_aug(wave, aug_gen)
             with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=amp_dtype is not None):
                 emb, logits, proj = ddp(wave, lengths)
             loss_cls = loss_fn(logits.float(), y)

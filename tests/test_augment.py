@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from speaker_core.augment import (Augmenter, add_noise, babble_noise, colored_noise, gain, reverb,
+from speaker_core.augment import (Augmenter, BatchAugmenter, add_noise, babble_noise, colored_noise, gain, reverb,
                                   speed_perturb, synthetic_rir, telephone)
 
 N = 16000 * 2
@@ -62,3 +62,50 @@ def test_augmenter_seeded():
     c = aug(x, np.random.RandomState(4))
     assert a.shape == x.shape and torch.isfinite(a).all() and a.abs().max() <= 1.0
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def _batch(device, b=6):
+    return torch.stack([_speech_like(s) * (0.5 + 0.1 * s) for s in range(b)]).to(device)
+
+
+def _only(**p):
+    base = dict(p_noise=0.0, p_speed=0.0, p_gain=0.0, p_telephone=0.0, p_reverb=0.0)
+    base.update(p)
+    return BatchAugmenter(**base)
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "brown", "babble"])
+def test_batch_noise_hits_snr_per_row(kind, device):
+    x = _batch(device)
+    y = _only(p_noise=1.0, snr_db=(7.5, 7.5), noise_kinds=(kind,))(x, torch.Generator(device).manual_seed(0))
+    for i in range(len(x)):
+        assert abs(_snr(x[i].cpu(), y[i].cpu()) - 7.5) < 0.5
+
+
+def test_batch_transforms_keep_shape_finite_and_level(device):
+    x = _batch(device)
+    g = lambda: torch.Generator(device).manual_seed(3)
+    for aug in (_only(p_speed=1.0), _only(p_reverb=1.0), _only(p_telephone=1.0), _only(p_gain=1.0),
+                BatchAugmenter(p_noise=1, p_speed=1, p_gain=1, p_telephone=1, p_reverb=1)):
+        y = aug(x, g())
+        assert y.shape == x.shape and y.device == x.device and torch.isfinite(y).all()
+        assert float(y.abs().max()) <= 1.0 + 1e-6
+    rms = lambda z: z.pow(2).mean(-1).sqrt()
+    assert torch.allclose(rms(_only(p_reverb=1.0)(x, g())), rms(x), rtol=1e-3)   # reverb keeps the level
+    ratio = rms(_only(p_gain=1.0, gain_db=(-6.0, 6.0))(x, g())) / rms(x)
+    assert bool(((ratio > 10 ** (-6 / 20) - 1e-4) & (ratio < 10 ** (6 / 20) + 1e-4)).all())
+    w = torch.randn(4, N, generator=torch.Generator().manual_seed(0)).to(device) * 0.1
+    spec = torch.fft.rfft(_only(p_telephone=1.0)(w, g())).abs().cpu()
+    f = torch.fft.rfftfreq(N, 1 / 16000)
+    assert float(spec[:, f > 5000].pow(2).mean()) < 0.01 * float(spec[:, (f > 500) & (f < 3000)].pow(2).mean())
+
+
+def test_batch_augmenter_is_seeded(device):
+    x = _batch(device)
+    aug = BatchAugmenter(p_noise=1, p_speed=0.5, p_gain=1, p_telephone=0.5, p_reverb=0.5)
+    a = aug(x, torch.Generator(device).manual_seed(1))
+    assert torch.equal(a, aug(x, torch.Generator(device).manual_seed(1)))
+    assert not torch.equal(a, aug(x, torch.Generator(device).manual_seed(2)))
+    assert BatchAugmenter.from_config({"p_noise": 0.5}) is None            # default mode is per clip
+    assert isinstance(BatchAugmenter.from_config({"mode": "batch"}), BatchAugmenter)
+    assert Augmenter.from_config({"mode": "clip"}) is not None

@@ -152,3 +152,18 @@ def test_loader_workers_draw_different_crops():
     assert seeded[0] != seeded[1]
     torch.manual_seed(0)
     assert first_samples(_seed_worker) == seeded  # and still reproducible
+
+
+def test_batch_augmentation_mode_trains(tmp_path, monkeypatch):
+    """augment.mode=batch: the loader only crops, the chain runs on the batch on the training device."""
+    from speaker_core import augment
+    calls = []
+    real = augment.BatchAugmenter.__call__
+    monkeypatch.setattr(augment.BatchAugmenter, "__call__", lambda self, w, g: calls.append(w.shape) or real(self, w, g))
+    monkeypatch.setattr(augment.Augmenter, "__call__", lambda *a: pytest.fail("per-clip chain used in batch mode"))
+    root = str(tmp_path)
+    _make_pool(root)
+    res = train(_cfg(root, os.path.join(root, "b"), epochs=1, **{"teacher.weight": 0.0, "augment.mode": "batch",
+                                                               "augment.p_noise": 1.0}))
+    h = res["history"][0]
+    assert h["steps"] == 2 and np.isfinite(h["train_loss"]) and len(calls) == 2 and calls[0][0] == 4

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, Clip, load_clip
+from .audio import SAMPLE_RATE, Clip, load_clip, windows
 from .checkpoint import CheckpointError, load_checkpoint
 from .model import SpeakerModel
 from .scoring import DEFAULT_THRESHOLD, ScoreNorm, cosine, score_norm_of
@@ -63,6 +63,25 @@ def resolve(name_or_path: str | os.PathLike | None) -> Path:
     )
 
 
+def window_of(meta: dict) -> tuple[float, float] | None:
+    """The checkpoint's embedding window ``(window, hop)`` in seconds, or None to embed whole clips.
+
+    Ours store ``meta["embedding"] = {"window": 3.0, "hop": 1.5}`` (set by ``calibrate``): a model trained on 2-3 s
+    crops describes a long clip better as the mean of its 3 s windows than in one pass. NeMo imports have none,
+    so they embed whole clips exactly as NeMo's get_embedding does.
+    """
+    e = (meta or {}).get("embedding")
+    if not e:
+        return None
+    try:
+        w, h = float(e["window"]), float(e["hop"])
+    except (TypeError, KeyError, ValueError):
+        raise ValueError("meta['embedding'] must hold numeric 'window' and 'hop' seconds") from None
+    if not (0.5 <= w <= 60.0 and 0.0 < h <= w):
+        raise ValueError(f"embedding window {w} s / hop {h} s out of range (0.5-60 s, 0 < hop <= window)")
+    return w, h
+
+
 class Recognizer:
     """A loaded speaker model with audio-level methods.
 
@@ -76,6 +95,7 @@ class Recognizer:
         self.autocast = False  # opt-in fp16/bf16 on CUDA; the features and SE always stay fp32
         try:
             self.norm: ScoreNorm | None = score_norm_of(self.meta, self.emb_dim)
+            self.window = window_of(self.meta)
         except ValueError as e:
             raise CheckpointError(f"{self.name}: {e}") from None
 
@@ -122,31 +142,43 @@ class Recognizer:
             emb = torch.nn.functional.normalize(emb, dim=-1)
         return emb.cpu().numpy().astype(np.float32, copy=False)
 
+    def _embed(self, waves: list[np.ndarray], batch_size: int | None = None) -> torch.Tensor:
+        """(N, D): one pass per clip, or for a windowed checkpoint the mean of a long clip's unit window embeddings."""
+        # On CPU padding costs more than batching saves (measured in benchmarks/bench_embed.py): one clip at a time.
+        batch_size = batch_size or (64 if self.device.type == "cuda" else 1)
+        out = torch.empty(len(waves), self.emb_dim)
+        whole = []
+        for i, w in enumerate(waves):
+            segs = windows(w, *self.window) if self.window else [w]
+            if len(segs) > 1:  # equal lengths: one batch, no padding
+                out[i] = torch.nn.functional.normalize(self._forward(segs), dim=-1).mean(0).cpu()
+            else:
+                whole.append(i)
+        order = sorted(whole, key=lambda i: waves[i].size)
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            out[torch.as_tensor(idx)] = self._forward([waves[i] for i in idx]).cpu()
+        return out
+
     def embed(self, waveform, sample_rate: int = SAMPLE_RATE, normalize: bool = True) -> np.ndarray:
         """Embed one waveform at any sample rate -> (D,) float32 (L2-normalised unless normalize=False)."""
         clip = load_clip(waveform, sample_rate=sample_rate)
-        return self._finish(self._forward([clip.wave])[0], normalize)
+        return self._finish(self._embed([clip.wave])[0], normalize)
 
     def embed_file(self, path, normalize: bool = True) -> np.ndarray:
-        """Embed a whole audio file in one pass, as NeMo's get_embedding does -> (D,) float32."""
-        return self._finish(self._forward([load_clip(path).wave])[0], normalize)
+        """Embed an audio file -> (D,) float32: in one pass, as NeMo's get_embedding does, unless the checkpoint
+        has an embedding window (``window_of``)."""
+        return self._finish(self._embed([load_clip(path).wave])[0], normalize)
 
     def embed_clip(self, clip: Clip, normalize: bool = True) -> np.ndarray:
-        return self._finish(self._forward([clip.wave])[0], normalize)
+        return self._finish(self._embed([clip.wave])[0], normalize)
 
     def embed_batch(self, items, normalize: bool = True, batch_size: int | None = None) -> np.ndarray:
         """Embed paths, `(wave, sr)` pairs or Clips -> (N, D). Batches are length-sorted; padding never leaks."""
         waves = [load_clip(it).wave for it in items]
         if not waves:
             return np.zeros((0, self.emb_dim), np.float32)
-        # On CPU padding costs more than batching saves (measured in benchmarks/bench_embed.py): one clip at a time.
-        batch_size = batch_size or (64 if self.device.type == "cuda" else 1)
-        order = np.argsort([w.size for w in waves])
-        out = torch.empty(len(waves), self.emb_dim)
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
-            out[torch.as_tensor(idx)] = self._forward([waves[i] for i in idx]).cpu()
-        return self._finish(out, normalize)
+        return self._finish(self._embed(waves, batch_size), normalize)
 
     def compare(self, ea, eb) -> float:
         """Score two embeddings on this checkpoint's scale (AS-norm when it has a cohort, else cosine)."""

@@ -138,6 +138,24 @@ def validate(wave: np.ndarray, min_duration: float = MIN_DURATION) -> None:
         raise SilentAudioError("The clip is silent (no frame above -60 dBFS). Check the microphone or the file.")
 
 
+def windows(wave: np.ndarray, window: float, hop: float, sample_rate: int = SAMPLE_RATE) -> list[np.ndarray]:
+    """Slices of ``window`` seconds every ``hop`` seconds, the last one flush with the end, or ``[wave]`` when the
+    clip is shorter than ``window + hop`` (one window would then cover nearly all of it anyway).
+
+    >>> [len(w) for w in windows(np.zeros(16000 * 7), 3.0, 1.5)]
+    [48000, 48000, 48000, 48000]
+    >>> len(windows(np.zeros(16000 * 4), 3.0, 1.5))
+    1
+    """
+    n, h = int(round(window * sample_rate)), int(round(hop * sample_rate))
+    if n <= 0 or h <= 0 or len(wave) < n + h:
+        return [wave]
+    starts = list(range(0, len(wave) - n + 1, h))
+    if starts[-1] + n < len(wave):
+        starts.append(len(wave) - n)
+    return [wave[s:s + n] for s in starts]
+
+
 def load_audio(source, sample_rate: int | None = None, min_duration: float = MIN_DURATION) -> np.ndarray:
     """Return validated mono 16 kHz float32 audio from a path, a `(wave, sr)` pair, or a waveform plus `sample_rate`."""
     return load_clip(source, sample_rate=sample_rate, min_duration=min_duration).wave

@@ -34,6 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .api import window_of
 from .scoring import ScoreNorm, l2_normalize, plot_scores, scale_of, score_norm_of, summarize_scores
 
 AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".aif", ".aiff"}
@@ -176,8 +177,26 @@ def build_trials(items: Sequence[dict], max_nontarget: int = 20000, seed: int = 
 # --------------------------------------------------------------------------------------------
 @torch.no_grad()
 def embed_waves(model, waves: Sequence[np.ndarray], batch_size: int = 16, device=None,
-                max_batch_samples: int = 16000 * 120, progress: bool = False) -> np.ndarray:
-    """Whole-utterance embeddings (raw, not normalised) of float32 16 kHz waves, batched by similar length."""
+                max_batch_samples: int = 16000 * 120, progress: bool = False,
+                window: Optional[Tuple[float, float]] = None) -> np.ndarray:
+    """Whole-utterance embeddings (raw, not normalised) of float32 16 kHz waves, batched by similar length.
+    With ``window=(seconds, hop)`` a long clip gets the mean of its unit window embeddings instead, exactly as
+    ``Recognizer`` embeds for a checkpoint with that window (``api.window_of``)."""
+    if window:
+        from .audio import windows
+        segs, owner = [], []
+        for i, w in enumerate(waves):
+            parts = windows(np.asarray(w, dtype=np.float32), *window)
+            segs += parts
+            owner += [i] * len(parts)
+        e = embed_waves(model, segs, batch_size, device, max_batch_samples, progress)
+        owner = np.asarray(owner)
+        count = np.bincount(owner, minlength=len(waves))
+        multi = count[owner] > 1
+        e[multi] = l2_normalize(e[multi])
+        out = np.zeros((len(waves), e.shape[1]), np.float32)
+        np.add.at(out, owner, e)
+        return out / count[:, None]
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
@@ -289,10 +308,10 @@ def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_thres
 
 def evaluate(model, items: Sequence[dict], trials_by_set, waves: Optional[List[np.ndarray]] = None,
              batch_size: int = 16, device=None, crop: Optional[float] = None, progress: bool = False,
-             norm: Optional[ScoreNorm] = None):
+             norm: Optional[ScoreNorm] = None, window: Optional[Tuple[float, float]] = None):
     if waves is None:
         waves = load_item_waves(items, crop=crop)
-    emb = embed_waves(model, waves, batch_size=batch_size, device=device, progress=progress)
+    emb = embed_waves(model, waves, batch_size=batch_size, device=device, progress=progress, window=window)
     res, scores = evaluate_embeddings(emb, trials_by_set, norm=norm)
     res["n_utterances"] = len(items)
     return res, scores, emb
@@ -327,6 +346,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default=None)
     ap.add_argument("--cosine", action="store_true", help="score raw cosines even if the checkpoint has AS-norm")
+    ap.add_argument("--whole", action="store_true",
+                    help="embed whole clips even if the checkpoint has an embedding window")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -335,6 +356,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     model = load_checkpoint(a.checkpoint, device=device).eval()
     try:
         norm = None if a.cosine else score_norm_of(model.meta, model.emb_dim)
+        window = None if a.whole else window_of(model.meta)
     except ValueError as e:
         from .checkpoint import CheckpointError
         raise CheckpointError(f"{os.path.basename(a.checkpoint)}: {e}") from None
@@ -359,9 +381,9 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     if a.crop:
         waves = [w[:int(a.crop * SR)] for w in waves]
     res, scores, _ = evaluate(model, items, trials, waves=waves, batch_size=a.batch_size, device=device,
-                              progress=True, norm=norm)
+                              progress=True, norm=norm, window=window)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
-                "crop": a.crop, "split_single": a.split_single, "max_nontarget": a.max_nontarget,
+                "crop": a.crop, "window": window, "split_single": a.split_single, "max_nontarget": a.max_nontarget,
                 "seed": a.seed, "seconds": round(time.time() - t0, 1),
                 "model_calibration_threshold": (model.meta.get("calibration") or {}).get("threshold")})
     out = a.out
@@ -385,7 +407,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
 # AS-norm cohort and calibration
 # --------------------------------------------------------------------------------------------
 def build_cohort(model, rows: Sequence[dict], per_speaker: int = 4, max_seconds: float = 6.0, seed: int = 0,
-                 batch_size: int = 16, device=None) -> Tuple[np.ndarray, List[str]]:
+                 batch_size: int = 16, device=None, window: Optional[Tuple[float, float]] = None
+                 ) -> Tuple[np.ndarray, List[str]]:
     """One unit voiceprint per speaker (normalised mean of up to ``per_speaker`` clips, first ``max_seconds``)."""
     by_spk: Dict[str, List[str]] = defaultdict(list)
     for r in rows:
@@ -399,7 +422,7 @@ def build_cohort(model, rows: Sequence[dict], per_speaker: int = 4, max_seconds:
         items += [{"path": f} for f in pick]
         owner += [i] * len(pick)
     waves = load_item_waves(items, crop=max_seconds)
-    emb = l2_normalize(embed_waves(model, waves, batch_size=batch_size, device=device, progress=True))
+    emb = l2_normalize(embed_waves(model, waves, batch_size=batch_size, device=device, progress=True, window=window))
     owner = np.asarray(owner)
     cohort = np.stack([l2_normalize(emb[owner == i].mean(0)) for i in range(len(speakers))])
     return cohort.astype(np.float32), speakers
@@ -416,6 +439,9 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--top-k", type=int, default=200)
     ap.add_argument("--per-speaker", type=int, default=4)
     ap.add_argument("--crop-eval", type=float, default=2.0)
+    ap.add_argument("--window", type=float, default=None,
+                    help="embed clips longer than 1.5 windows as the mean of SEC-second windows (hop SEC/2); "
+                         "default: the longest training crop of the checkpoint's recipe; 0: whole clips")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(argv)
     if a.threads:
@@ -429,13 +455,19 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {len(overlap)} speakers are in both manifests; the cohort must exclude dev speakers",
               file=sys.stderr)
         return 2
+    win = a.window
+    if win is None:
+        crops = (model.meta.get("recipe") or {}).get("crop_sec") or [0.0]
+        win = float(max(crops))
+    window = (win, win / 2.0) if win and win > 0 else None
     t0 = time.time()
     with torch.no_grad():
-        cohort, speakers = build_cohort(model, train_rows, per_speaker=a.per_speaker)
+        cohort, speakers = build_cohort(model, train_rows, per_speaker=a.per_speaker, window=window)
         norm = ScoreNorm(cohort, top_k=a.top_k)
         items, waves, trials = items_with_trials(items_from_manifest(a.dev))
-        emb = embed_waves(model, waves)
-        emb2 = embed_waves(model, [w[:int(a.crop_eval * SR)] for w in waves]) if a.crop_eval else None
+        emb = embed_waves(model, waves, window=window)
+        emb2 = (embed_waves(model, [w[:int(a.crop_eval * SR)] for w in waves], window=window)
+                if a.crop_eval else None)
     res = {}
     for name, nm in (("as-norm", norm), ("cosine", None)):
         r, sc = evaluate_embeddings(emb, trials, norm=nm)
@@ -446,6 +478,9 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     r, sc = res["as-norm"]
     pt, pn = sc["pooled"]
     meta = dict(model.meta)
+    meta.pop("embedding", None)
+    if window:
+        meta["embedding"] = {"window": window[0], "hop": window[1]}
     meta["score_norm"] = {**norm.to_meta(), "cohort_speakers": len(speakers),
                           "cohort_source": f"{os.path.basename(a.train)}: {a.per_speaker} clips per speaker, first 6 s"}
     meta["calibration"] = calibration_from_scores(pt, pn, r["pooled"]["eer_threshold"], r["pooled"]["eer"] / 100.0,
@@ -467,7 +502,8 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
                        "epoch": old.get("epoch")}
     out = a.out or a.checkpoint
     save_checkpoint(out, model, meta=meta, half=True, drop_head=True)
-    print(f"wrote {out}: AS-norm top {norm.top_k} of {len(speakers)} training speakers; threshold "
+    print(f"wrote {out}: " + (f"{window[0]:g} s windows, hop {window[1]:g} s; " if window else "whole clips; ") +
+          f"AS-norm top {norm.top_k} of {len(speakers)} training speakers; threshold "
           f"{meta['calibration']['threshold']:.3f}; dev EER mean {meta['dev_eer']['mean_over_corpora']:.2f}% "
           f"(cosine {meta['dev_eer']['cosine']['mean_over_corpora']:.2f}%), pooled {meta['dev_eer']['pooled']:.2f}% "
           f"(cosine {meta['dev_eer']['cosine']['pooled']:.2f}%) in {time.time() - t0:.0f}s")

@@ -131,3 +131,37 @@ def test_malformed_cohort_is_a_clear_checkpoint_error(tmp_path):
     _as_norm_checkpoint(tmp_path / "bad.pt", cohort_dim=7)
     with pytest.raises(sc.CheckpointError, match="cohort"):
         sc.load_model(tmp_path / "bad.pt")
+
+
+def test_windowed_embedding_matches_evaluation(ckpt_dir, tmp_path, tone):
+    """A checkpoint with an embedding window embeds a long clip as the mean of its unit window embeddings, the
+    same way evaluate/calibrate do (so the calibrated threshold applies), and short clips in one pass."""
+    from speaker_core.audio import windows
+    from speaker_core.evaluate import embed_waves
+    m0 = sc.load_model(ckpt_dir / "tiny.pt", device="cpu")
+    save_checkpoint(tmp_path / "win.pt", m0.net, meta={**m0.meta, "embedding": {"window": 1.0, "hop": 0.5}},
+                    half=True, drop_head=True)
+    m = sc.load_model(tmp_path / "win.pt", device="cpu")
+    assert m.window == (1.0, 0.5) and m0.window is None
+    rng = np.random.default_rng(1)
+    long = (np.resize(tone, 16000 * 4) + rng.normal(0, 0.01, 16000 * 4)).astype(np.float32)
+    short = long[:20000]
+    segs = windows(long, 1.0, 0.5)
+    assert len(segs) == 7
+    parts = np.stack([m0.embed(s, 16000) for s in segs])             # unit window embeddings
+    want = parts.mean(0) / np.linalg.norm(parts.mean(0))
+    assert np.allclose(m.embed(long, 16000), want, atol=1e-5)
+    assert not np.allclose(m.embed(long, 16000), m0.embed(long, 16000), atol=1e-3)
+    assert np.allclose(m.embed(short, 16000), m0.embed(short, 16000), atol=1e-6)
+    ev = embed_waves(m.net, [long, short], window=m.window)
+    ev /= np.linalg.norm(ev, axis=1, keepdims=True)
+    assert np.allclose(ev, m.embed_batch([(long, 16000), (short, 16000)]), atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [{"window": "x", "hop": 1}, {"window": 3.0}, {"window": 0.1, "hop": 0.05},
+                                 {"window": 3.0, "hop": 4.0}, {"window": float("nan"), "hop": 1.0}])
+def test_malformed_embedding_window_is_refused(ckpt_dir, tmp_path, bad):
+    m0 = sc.load_model(ckpt_dir / "tiny.pt", device="cpu")
+    save_checkpoint(tmp_path / "bad.pt", m0.net, meta={**m0.meta, "embedding": bad}, half=True, drop_head=True)
+    with pytest.raises(sc.CheckpointError, match="window"):
+        sc.load_model(tmp_path / "bad.pt")

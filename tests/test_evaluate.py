@@ -109,6 +109,18 @@ def test_calibrate_adds_cohort_and_rescales(tmp_path):
     assert json.load(open(out + ".json"))["scale"] == "as-norm"
     assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1", "--cosine"]) == 0
     assert json.load(open(out + ".json"))["scale"] == "cosine"
+    assert "embedding" not in m.meta  # no recipe: whole clips by default
+    # an embedding window is stored with the calibration made with it, and used by evaluate
+    assert main_calibrate([ck, "--train", str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "dev.jsonl"),
+                           "--top-k", "1", "--crop-eval", "0", "--window", "0.5"]) == 0
+    assert load_model(ck).window == (0.5, 0.25)
+    assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
+    assert json.load(open(out + ".json"))["window"] == [0.5, 0.25]
+    assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1", "--whole"]) == 0
+    assert json.load(open(out + ".json"))["window"] is None
+    assert main_calibrate([ck, "--train", str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "dev.jsonl"),
+                           "--top-k", "1", "--crop-eval", "0", "--window", "0"]) == 0
+    assert load_model(ck).window is None
 
 
 def test_evaluate_refuses_a_checkpoint_without_its_cohort(tmp_path):

@@ -108,7 +108,7 @@ def is_main(rank: int) -> bool:
 
 def _seed_worker(worker_id: int) -> None:
     # every loader worker starts with a copy of the dataset's RNG; without this they would all draw the
-    # same crops offsets and augmentations. torch gives each worker base_seed + id, itself seeded.
+    # same crop offsets and augmentations. torch gives each worker base_seed + id, itself seeded.
     info = torch.utils.data.get_worker_info()
     info.dataset.reseed(info.seed)
 
@@ -507,8 +507,6 @@ def train(cfg: dict, resume: bool = False) -> dict:
         if bar is not None:
             bar.close()
         ep_time = time.time() - t_ep
-        if stop and world > 1:
-            pass
         tot_loss, tot_acc = float(tot_loss), float(tot_acc)
         rec = {"epoch": epoch, "train_loss": tot_loss / max(tot_n, 1), "train_acc": tot_acc / max(tot_n, 1),
                "kd_loss": tot_dist / max(tot_n, 1) if distill is not None else None,

@@ -97,7 +97,11 @@ def test_batch_transforms_keep_shape_finite_and_level(device):
     w = torch.randn(4, N, generator=torch.Generator().manual_seed(0)).to(device) * 0.1
     spec = torch.fft.rfft(_only(p_telephone=1.0)(w, g())).abs().cpu()
     f = torch.fft.rfftfreq(N, 1 / 16000)
-    assert float(spec[:, f > 5000].pow(2).mean()) < 0.01 * float(spec[:, (f > 500) & (f < 3000)].pow(2).mean())
+    band = float(spec[:, (f > 500) & (f < 3000)].pow(2).mean())
+    assert float(spec[:, f > 5000].pow(2).mean()) < 0.01 * band
+    assert float(spec[:, (f > 20) & (f < 120)].pow(2).mean()) < 0.01 * band
+    assert 0.8 < float(spec[:, (f > 800) & (f < 2000)].pow(2).mean()) / float(
+        torch.fft.rfft(w).abs().cpu()[:, (f > 800) & (f < 2000)].pow(2).mean()) < 1.2     # pass band untouched
 
 
 def test_batch_augmenter_is_seeded(device):
@@ -109,3 +113,16 @@ def test_batch_augmenter_is_seeded(device):
     assert BatchAugmenter.from_config({"p_noise": 0.5}) is None            # default mode is per clip
     assert isinstance(BatchAugmenter.from_config({"mode": "batch"}), BatchAugmenter)
     assert Augmenter.from_config({"mode": "clip"}) is not None
+
+
+def test_batch_telephone_matches_the_biquad_chain_in_magnitude():
+    import torchaudio.functional as AF
+    w = torch.randn(8, N, generator=torch.Generator().manual_seed(1)) * 0.1
+    ref = w
+    for _ in range(2):
+        ref = AF.lowpass_biquad(AF.highpass_biquad(ref, 16000, 300.0), 16000, 3400.0)
+    ours = BatchAugmenter.telephone(w)
+    f = torch.fft.rfftfreq(N, 1 / 16000)
+    power = lambda z, lo, hi: float(torch.fft.rfft(z).abs()[:, (f > lo) & (f < hi)].pow(2).mean())
+    for lo, hi in [(100, 250), (250, 500), (500, 1000), (1000, 3000), (3000, 4000), (4000, 6000)]:
+        assert abs(power(ours, lo, hi) / power(ref, lo, hi) - 1.0) < 0.1, (lo, hi)

@@ -63,3 +63,5 @@ for r in "${!RUNS[@]}"; do
   tail -n 2 "$OUT/$r.log"
   python3 tools/pack_audio.py slim "runs/$r/last.pt" "$OUT/$r.pt"
 done
+# $OUT brings back at most 8 files (session 4 lost a checkpoint to that): one archive for all the logs
+(cd "$OUT" && tar czf logs.tgz ./*.log && rm -f ./*.log)

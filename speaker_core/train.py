@@ -465,7 +465,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
                 p = torch.nn.functional.normalize(proj.float(), dim=-1)
                 ld = (1.0 - (p * t).sum(-1)).mean()
                 loss = loss + float(tc["weight"]) * ld
-                tot_dist += float(ld.detach()) * len(y)
+                tot_dist = tot_dist + ld.detach() * len(y)       # on the device, like the sums below
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -489,7 +489,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
                     post = {"loss": f"{float(tot_loss) / tot_n:.3f}", "acc": f"{float(tot_acc) / tot_n:.3f}",
                             "lr": f"{sched.get_last_lr()[0]:.2e}"}
                     if distill is not None:
-                        post["kd"] = f"{tot_dist / tot_n:.3f}"
+                        post["kd"] = f"{float(tot_dist) / tot_n:.3f}"
                     bar.set_postfix(post, refresh=False)
                 bar.update(1)
             if world > 1 and budget:
@@ -507,7 +507,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
         if bar is not None:
             bar.close()
         ep_time = time.time() - t_ep
-        tot_loss, tot_acc = float(tot_loss), float(tot_acc)
+        tot_loss, tot_acc, tot_dist = float(tot_loss), float(tot_acc), float(tot_dist)
         rec = {"epoch": epoch, "train_loss": tot_loss / max(tot_n, 1), "train_acc": tot_acc / max(tot_n, 1),
                "kd_loss": tot_dist / max(tot_n, 1) if distill is not None else None,
                "lr": sched.get_last_lr()[0], "epoch_seconds": round(ep_time, 1),

@@ -435,8 +435,9 @@ def train(cfg: dict, resume: bool = False) -> dict:
     for epoch in range(start_epoch, int(cfg["epochs"])):
         ddp.train()
         sampler.set_epoch(epoch)
-        ds.reseed(seed * 100003 + epoch * 1009 + rank)
-        aug_gen = torch.Generator(device=device).manual_seed(seed * 100003 + epoch * 1009 + rank) if batch_aug else None
+        epoch_seed = seed * 100003 + epoch * 1009 + rank
+        ds.reseed(epoch_seed)
+        aug_gen = torch.Generator(device=device).manual_seed(epoch_seed) if batch_aug else None
         mw = lc.get("margin_warmup_epochs", 0) or 0
         tot_loss = tot_acc = tot_n = tot_dist = 0.0
         t_ep = time.time()

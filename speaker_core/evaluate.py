@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from .api import window_of
-from .scoring import ScoreNorm, l2_normalize, plot_scores, scale_of, score_norm_of, summarize_scores
+from .scoring import (ScoreNorm, bootstrap_eer, l2_normalize, plot_scores, scale_of, score_norm_of,
+                      summarize_scores)
 
 AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".aif", ".aiff"}
 SR = 16000
@@ -292,6 +293,30 @@ def evaluate_embeddings(emb: np.ndarray, trials_by_set: Dict[str, Sequence[Tuple
     return res, scores
 
 
+def trial_speakers(items: Sequence[dict], trials: Sequence[Tuple[int, int, int]]) -> Tuple[np.ndarray, np.ndarray]:
+    """Speaker keys of the trials in ``score_trials`` order: ``(Nt,)`` for targets, ``(Nn, 2)`` for non-targets.
+    A clip without a speaker label (a trials file) counts as its own speaker."""
+    key = np.asarray([f"{it['set']}/{it['speaker']}" if it.get("speaker") is not None else f"#{i}"
+                      for i, it in enumerate(items)], dtype=object)
+    t = np.asarray(trials, dtype=np.int64).reshape(-1, 3)
+    tgt, non = t[t[:, 2] == 1], t[t[:, 2] == 0]
+    return key[tgt[:, 0]], np.stack([key[non[:, 0]], key[non[:, 1]]], axis=1)
+
+
+def add_bootstrap(res: dict, scores: dict, items: Sequence[dict], trials_by_set, n_boot: int = 1000,
+                  seed: int = 0) -> None:
+    """Add a 95 % speaker-level bootstrap interval ``eer_ci95`` to every set (and pooled) that has an EER."""
+    spk = {s: trial_speakers(items, tr) for s, tr in trials_by_set.items()}
+    spk["pooled"] = (np.concatenate([spk[s][0] for s in trials_by_set]),
+                     np.concatenate([spk[s][1].reshape(-1, 2) for s in trials_by_set]))
+    for s, (ts, ns) in spk.items():
+        v = res["pooled"] if s == "pooled" else res["sets"][s]
+        if v.get("eer") is None:
+            continue
+        reps = bootstrap_eer(*scores[s], ts, ns, n_boot=n_boot, seed=seed)
+        v["eer_ci95"] = [float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))]
+
+
 def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_threshold: float, eer: float,
                             max_scores: int = 2000, seed: int = 0, scale: str = "cosine") -> dict:
     rng = np.random.RandomState(seed)
@@ -318,14 +343,20 @@ def evaluate(model, items: Sequence[dict], trials_by_set, waves: Optional[List[n
 
 
 def format_results(res: dict) -> str:
-    lines = [f"{'set':34s} {'EER%':>7s} {'minDCF':>7s} {'thr':>7s} {'#tgt':>6s} {'#non':>7s}"]
     rows = list(res["sets"].items()) + [("POOLED", res["pooled"])]
+    ci = any("eer_ci95" in v for _, v in rows)
+    lines = [f"{'set':34s} {'EER%':>7s}" + (f" {'95% CI':>13s}" if ci else "")
+             + f" {'minDCF':>7s} {'thr':>7s} {'#tgt':>6s} {'#non':>7s}"]
     for s, v in rows:
         eer = f"{v['eer']:.2f}" if v["eer"] is not None else "n/a"
+        eer = f"{eer:>7s}"
+        if ci:
+            lo_hi = v.get("eer_ci95")
+            eer += f" {f'{lo_hi[0]:.1f}-{lo_hi[1]:.1f}' if lo_hi else 'n/a':>13s}"
         dcf = v.get("min_dcf_p0.01")
         dcf = f"{dcf:.3f}" if dcf is not None else "n/a"
         thr = f"{v['eer_threshold']:.3f}" if v.get("eer_threshold") is not None else "n/a"
-        lines.append(f"{s:34s} {eer:>7s} {dcf:>7s} {thr:>7s} {v['n_target']:6d} {v['n_nontarget']:7d}")
+        lines.append(f"{s:34s} {eer} {dcf:>7s} {thr:>7s} {v['n_target']:6d} {v['n_nontarget']:7d}")
     if res.get("mean_set_eer") is not None:
         lines.append(f"mean EER over sets with both trial kinds: {res['mean_set_eer']:.2f}%")
     return "\n".join(lines)
@@ -348,6 +379,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--cosine", action="store_true", help="score raw cosines even if the checkpoint has AS-norm")
     ap.add_argument("--whole", action="store_true",
                     help="embed whole clips even if the checkpoint has an embedding window")
+    ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                    help="add 95%% confidence intervals from N speaker-level bootstrap replicates (e.g. 1000)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -382,6 +415,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         waves = [w[:int(a.crop * SR)] for w in waves]
     res, scores, _ = evaluate(model, items, trials, waves=waves, batch_size=a.batch_size, device=device,
                               progress=True, norm=norm, window=window)
+    if a.bootstrap > 0:
+        add_bootstrap(res, scores, items, trials, n_boot=a.bootstrap, seed=a.seed)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
                 "crop": a.crop, "window": window, "split_single": a.split_single, "max_nontarget": a.max_nontarget,
                 "seed": a.seed, "seconds": round(time.time() - t0, 1),

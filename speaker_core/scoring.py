@@ -143,24 +143,34 @@ def _arrays(target, nontarget):
     return t, n
 
 
-def error_rates(target, nontarget) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def error_rates(target, nontarget, target_weight=None, nontarget_weight=None
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Miss and false-alarm rates at every distinct threshold (decision: accept if score >= threshold).
 
     Returns ``(thresholds, p_miss, p_fa)`` with thresholds ascending; the first threshold accepts everything
-    (p_miss 0, p_fa 1) and a final +inf rejects everything (p_miss 1, p_fa 0).
+    (p_miss 0, p_fa 1) and a final +inf rejects everything (p_miss 1, p_fa 0). Optional non-negative
+    per-trial weights (as drawn by ``bootstrap_eer``) replace trial counts.
     """
     t, n = _arrays(target, nontarget)
     thr = np.unique(np.concatenate([t, n]))
-    ts, ns = np.sort(t), np.sort(n)
-    p_miss = np.searchsorted(ts, thr, side="left") / t.size     # targets below threshold are rejected
-    p_fa = 1.0 - np.searchsorted(ns, thr, side="left") / n.size  # non-targets >= threshold are accepted
+
+    def below(x, w):   # weighted fraction of x strictly below each threshold
+        order = np.argsort(x, kind="stable")
+        w = np.ones(x.size) if w is None else np.asarray(w, dtype=np.float64).ravel()[order]
+        cw = np.concatenate([[0.0], np.cumsum(w)])
+        if cw[-1] <= 0:
+            raise ValueError("trial weights must not all be zero")
+        return cw[np.searchsorted(x[order], thr, side="left")] / cw[-1]
+
+    p_miss = below(t, target_weight)             # targets below threshold are rejected
+    p_fa = 1.0 - below(n, nontarget_weight)      # non-targets >= threshold are accepted
     thr = np.append(thr, np.inf)
     p_miss = np.append(p_miss, 1.0)
     p_fa = np.append(p_fa, 0.0)
     return thr, p_miss, p_fa
 
 
-def compute_eer(target, nontarget) -> Tuple[float, float]:
+def compute_eer(target, nontarget, target_weight=None, nontarget_weight=None) -> Tuple[float, float]:
     """Equal error rate (fraction in [0, 1]) and the threshold (on the input scale) where it occurs.
 
     Uses the step ROC: at each candidate threshold EER is taken as the mean of miss and false-alarm
@@ -168,7 +178,7 @@ def compute_eer(target, nontarget) -> Tuple[float, float]:
     neighbouring operating points. Perfect separation gives 0 with a threshold between the classes.
     """
     t, n = _arrays(target, nontarget)
-    thr, pm, pf = error_rates(t, n)
+    thr, pm, pf = error_rates(t, n, target_weight, nontarget_weight)
     diff = pm - pf                      # increases from -1 to +1 with the threshold
     i = int(np.searchsorted(diff, 0.0, side="left"))
     i = min(max(i, 1), len(thr) - 1)
@@ -189,6 +199,41 @@ def compute_eer(target, nontarget) -> Tuple[float, float]:
     ta = thr[a]
     tb = thr[b] if np.isfinite(thr[b]) else thr[a]
     return eer, float(ta + w * (tb - ta))
+
+
+def bootstrap_eer(target, nontarget, target_speaker, nontarget_speakers, n_boot: int = 1000,
+                  seed: int = 0) -> np.ndarray:
+    """EERs (%) of ``n_boot`` speaker-level bootstrap replicates of one trial list.
+
+    Trials share speakers, so resampling trials understates the uncertainty. Each replicate instead draws the
+    speakers with replacement: a speaker drawn ``c`` times weighs ``c`` in its target trials and ``c_a * c_b``
+    in a non-target trial of speakers ``a`` and ``b``. ``target_speaker`` is ``(Nt,)`` speaker ids,
+    ``nontarget_speakers`` ``(Nn, 2)``. The same ``seed`` on the same trials draws the same speakers, so two
+    models' replicates can be subtracted pairwise. Replicates that lose every target or non-target trial
+    are redrawn.
+
+    >>> t, n = [0.9, 0.8, 0.3], [0.1, 0.4, 0.2]
+    >>> reps = bootstrap_eer(t, n, [0, 1, 2], [[0, 1], [1, 2], [0, 2]], n_boot=50)
+    >>> reps.shape, bool((reps >= 0).all() and (reps <= 100).all())
+    ((50,), True)
+    """
+    t, n = _arrays(target, nontarget)
+    ts = np.asarray(target_speaker).ravel()
+    ns = np.asarray(nontarget_speakers).reshape(-1, 2)
+    if ts.size != t.size or ns.shape[0] != n.size:
+        raise ValueError("one speaker id per target trial and two per non-target trial are needed")
+    ids, inv = np.unique(np.concatenate([ts, ns.ravel()]), return_inverse=True)
+    ti, ni = inv[: ts.size], inv[ts.size:].reshape(-1, 2)
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n_boot:
+        c = rng.multinomial(ids.size, np.full(ids.size, 1.0 / ids.size)).astype(np.float64)
+        wt, wn = c[ti], c[ni[:, 0]] * c[ni[:, 1]]
+        if wt.sum() == 0 or wn.sum() == 0:
+            continue
+        keep_t, keep_n = wt > 0, wn > 0
+        out.append(100.0 * compute_eer(t[keep_t], n[keep_n], wt[keep_t], wn[keep_n])[0])
+    return np.asarray(out)
 
 
 def min_dcf(target, nontarget, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0,

@@ -4,7 +4,8 @@ import os
 import numpy as np
 import torch
 
-from speaker_core.evaluate import build_trials, evaluate_embeddings, items_from_folder, main_evaluate, split_single_items
+from speaker_core.evaluate import (build_trials, evaluate_embeddings, items_from_folder, main_evaluate, split_single_items,
+                                   trial_speakers)
 
 
 def _tiny_checkpoint(path):
@@ -51,6 +52,14 @@ def test_build_trials_counts():
     assert res["sets"]["a"]["eer"] == 0.0 and res["pooled"]["n_target"] == 15
 
 
+def test_trial_speakers_follow_score_order():
+    items = [{"set": "s", "speaker": "a"}, {"set": "s", "speaker": "a"}, {"set": "s", "speaker": "b"},
+             {"set": "t", "speaker": None}]
+    ts, ns = trial_speakers(items, [(0, 2, 0), (0, 1, 1), (1, 3, 0)])
+    assert list(ts) == ["s/a"]
+    assert [list(r) for r in ns] == [["s/a", "s/b"], ["s/a", "#3"]]   # an unlabelled clip is its own speaker
+
+
 def test_split_single():
     items = [{"speaker": "x", "set": "s", "path": "p"}, {"speaker": "y", "set": "s"}, {"speaker": "y", "set": "s"}]
     out, d = split_single_items(items, [10.0, 10.0, 10.0], 4.0)
@@ -69,6 +78,10 @@ def test_evaluate_tiny_folder(tmp_path):
     assert set(res["sets"]) == {"setA", "setB"}
     assert res["sets"]["setA"]["n_target"] == 3 and res["sets"]["setA"]["n_nontarget"] == 12
     assert 0.0 <= res["pooled"]["eer"] <= 100.0 and os.path.getsize(out + ".png") > 1000
+    assert "eer_ci95" not in res["pooled"]
+    assert main_evaluate([ck, root, "--out", out + "_b", "--threads", "1", "--bootstrap", "50"]) == 0
+    lo, hi = json.load(open(out + "_b.json"))["pooled"]["eer_ci95"]
+    assert 0.0 <= lo <= hi <= 100.0
     # a trials file with relative paths
     tf = os.path.join(root, "trials.txt")
     with open(tf, "w") as f:

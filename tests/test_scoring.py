@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 import torch
 
-from speaker_core.scoring import (DEFAULT_THRESHOLD, compute_eer, cosine, det_curve, min_dcf, plot_scores,
+from speaker_core.scoring import (DEFAULT_THRESHOLD, bootstrap_eer, compute_eer, cosine, det_curve, min_dcf, plot_scores,
                                   summarize_scores, to_nemo_scale)
 
 
@@ -110,3 +111,35 @@ def test_as_norm_meta_roundtrip_and_malformed():
         with pytest.raises(ValueError):
             ScoreNorm.from_meta(bad)
     assert scale_of({}) == "cosine" and scale_of({"calibration": {"scale": "as-norm"}}) == "as-norm"
+
+
+def test_weighted_eer_equals_repeated_trials():
+    rng = np.random.default_rng(3)
+    t, n = rng.normal(1, 1, 300), rng.normal(-1, 1, 900)
+    wt, wn = rng.integers(0, 4, 300), rng.integers(0, 4, 900)
+    want = compute_eer(np.repeat(t, wt), np.repeat(n, wn))
+    got = compute_eer(t, n, wt.astype(float), wn.astype(float))
+    assert np.allclose(got, want)
+    assert compute_eer(t, n, np.ones(300), None) == compute_eer(t, n)
+
+
+def test_bootstrap_eer_is_paired_and_brackets_the_estimate():
+    rng = np.random.default_rng(4)
+    spk = np.repeat(np.arange(40), 5)                       # 40 speakers, 5 clips each
+    voice = rng.normal(0, 1, 40)
+    t_idx = [(i, j) for i in range(200) for j in range(i + 1, 200) if spk[i] == spk[j]]
+    n_idx = [(i, j) for i in range(0, 200, 3) for j in range(1, 200, 7) if spk[i] != spk[j]]
+    score = lambda i, j, noise: 2.0 * (spk[i] == spk[j]) - abs(voice[spk[i]] - voice[spk[j]]) + noise
+    t = np.array([score(i, j, rng.normal()) for i, j in t_idx])
+    n = np.array([score(i, j, rng.normal()) for i, j in n_idx])
+    ts, ns = spk[[i for i, _ in t_idx]], spk[np.array(n_idx)]
+    reps = bootstrap_eer(t, n, ts, ns, n_boot=300, seed=7)
+    point = 100 * compute_eer(t, n)[0]
+    lo, hi = np.percentile(reps, [2.5, 97.5])
+    assert lo < point < hi and hi - lo > 1.0                # speakers vary: the interval is not degenerate
+    assert np.array_equal(reps, bootstrap_eer(t, n, ts, ns, n_boot=300, seed=7))
+    # paired: the same draws for a better scorer give a better EER in (nearly) every replicate
+    better = bootstrap_eer(t + 0.5, n, ts, ns, n_boot=300, seed=7)
+    assert np.mean(better < reps) > 0.9
+    with pytest.raises(ValueError):
+        bootstrap_eer(t, n, ts[:-1], ns)

@@ -1,0 +1,60 @@
+"""Average the weights of checkpoints that share one architecture (a "model soup").
+
+Useful for fine-tuning runs that started from the same checkpoint: their weights stay in one basin, so the mean
+is a model too. BatchNorm running statistics are averaged like any other tensor; integer counters come from the
+first input. The output has no calibration: run `python -m speaker_core calibrate` on it.
+
+    python tools/average_checkpoints.py OUT.pt A.pt B.pt [C.pt ...]
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from speaker_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from speaker_core.model import config_to_dict  # noqa: E402
+
+# Measured numbers and calibration belong to one model; the average must be measured again.
+STALE_META = ("calibration", "score_norm", "embedding", "dev_eer", "source", "created")
+
+
+def average(paths):
+    models = [load_checkpoint(p) for p in paths]
+    first = config_to_dict(models[0].config)
+    for p, m in zip(paths[1:], models[1:]):
+        if config_to_dict(m.config) != first:
+            raise SystemExit(f"{p} has a different architecture from {paths[0]}")
+    states = [m.state_dict() for m in models]
+    avg = {}
+    for k, v in states[0].items():
+        if v.is_floating_point():
+            avg[k] = torch.stack([s[k].float() for s in states]).mean(0)
+        else:
+            avg[k] = v.clone()
+    out = models[0]
+    out.load_state_dict(avg)
+    meta = {k: v for k, v in out.meta.items() if k not in STALE_META}
+    meta["averaged_from"] = [Path(p).name for p in paths]
+    meta["created"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    out.meta = meta
+    return out
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 3:
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        return 2
+    out, paths = argv[0], argv[1:]
+    model = average(paths)
+    save_checkpoint(out, model, labels=[], half=True, drop_head=True)
+    print(f"wrote {out}: mean of {len(paths)} checkpoints")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Is a candidate checkpoint better than the shipped one, beyond the noise of a small dev set?
+
+Scores both checkpoints on the same within-corpus dev trials (each with its own AS-norm cohort and windows)
+and draws the same speaker-level bootstrap replicates for both, so the EER differences are paired. Prints,
+per corpus, for the mean over corpora and for the pooled trials: both EERs, the difference and its 95 %
+interval, and how often the candidate was better.
+
+    python tools/compare_checkpoints.py checkpoints/ecapa-small.pt runs/x/cal.pt [--crop 2] [--bootstrap 1000]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from speaker_core.api import window_of  # noqa: E402
+from speaker_core.checkpoint import load_checkpoint  # noqa: E402
+from speaker_core.evaluate import (SR, evaluate, items_from_manifest, items_with_trials,  # noqa: E402
+                                   trial_speakers)
+from speaker_core.scoring import bootstrap_eer, score_norm_of  # noqa: E402
+
+
+def replicates(path, items, waves, trials, speakers, n_boot, seed):
+    model = load_checkpoint(path).eval()
+    norm = score_norm_of(model.meta, model.emb_dim)
+    res, scores, _ = evaluate(model, items, trials, waves=waves, norm=norm, window=window_of(model.meta))
+    sets = [s for s in trials if res["sets"][s]["eer"] is not None]   # both trial kinds; all count in pooled
+    reps = {s: bootstrap_eer(*scores[s], *speakers[s], n_boot=n_boot, seed=seed) for s in sets}
+    reps["mean"] = np.mean([reps[s] for s in sets], axis=0)
+    reps["pooled"] = bootstrap_eer(*scores["pooled"], *speakers["pooled"], n_boot=n_boot, seed=seed)
+    point = {s: res["sets"][s]["eer"] for s in sets}
+    point["mean"], point["pooled"] = res["mean_set_eer"], res["pooled"]["eer"]
+    return point, reps
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("base")
+    ap.add_argument("candidate")
+    ap.add_argument("--manifest", default="data/dev.jsonl")
+    ap.add_argument("--crop", type=float, default=None, help="embed only the first SEC seconds of each clip")
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+
+    items, waves, trials = items_with_trials(items_from_manifest(a.manifest))
+    if a.crop:
+        waves = [w[: int(a.crop * SR)] for w in waves]
+    speakers = {s: trial_speakers(items, tr) for s, tr in trials.items()}
+    speakers["pooled"] = (np.concatenate([speakers[s][0] for s in trials]),
+                          np.concatenate([speakers[s][1] for s in trials]))
+    pb, rb = replicates(a.base, items, waves, trials, speakers, a.bootstrap, a.seed)
+    pc, rc = replicates(a.candidate, items, waves, trials, speakers, a.bootstrap, a.seed)
+    print(f"EER % on {a.manifest}{f' (first {a.crop:g} s)' if a.crop else ''}; "
+          f"{a.bootstrap} paired speaker-level bootstrap replicates")
+    print(f"{'set':30s} {'base':>6s} {'cand':>6s} {'diff':>6s} {'95% CI of diff':>16s} {'P(cand better)':>15s}")
+    for s in list(rb):
+        d = rc[s] - rb[s]
+        lo, hi = np.percentile(d, [2.5, 97.5])
+        print(f"{s:30s} {pb[s]:6.2f} {pc[s]:6.2f} {pc[s] - pb[s]:+6.2f} {f'{lo:+.2f} .. {hi:+.2f}':>16s} "
+              f"{np.mean(d < 0):15.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -68,12 +68,15 @@ class SpeakerDecoder(nn.Module):
             h = F.relu(emb) if self.kind == "linear" else emb
         return emb
 
+    def classifier_input(self, emb: torch.Tensor) -> torch.Tensor:
+        """(B, D) embedding -> (B, D) what the classifier's weight rows are compared with."""
+        h = F.relu(emb) if self.kind == "linear" else emb                  # the classifier sees post-ReLU input
+        return F.normalize(h, dim=1) if self.cfg.angular else h
+
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
         if self.final is None:
             raise RuntimeError("This checkpoint has no classifier head (it was exported for inference).")
-        h = F.relu(emb) if self.kind == "linear" else emb                  # the classifier sees post-ReLU input
-        if self.cfg.angular:
-            h = F.normalize(h, dim=1)
+        h = self.classifier_input(emb)
         w = F.normalize(self.final.weight, dim=1) if self.cfg.normalize_weight else self.final.weight
         return F.linear(h, w, self.final.bias)
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 import yaml
 
 from .augment import Augmenter, BatchAugmenter
@@ -45,6 +46,8 @@ DEFAULTS = {
     "threads": 2,
     "out": "runs/run",
     "export": None,
+    "init": None,
+    "init_head": "prototypes",   # with init: "prototypes" (mean training embedding per speaker) or "random"
     "model": {"preset": "speakernet-m", "decoder": {}, "spec_augment": True},
     "data": {"train": "data/train.jsonl", "dev": "data/dev.jsonl", "cache_dir": "data",
              "crop_min": 2.0, "crop_max": 3.0, "max_visits": 4, "num_workers": 0},
@@ -153,6 +156,34 @@ def init_from(model, path: str) -> int:
             if k in own and own[k].shape == v.shape and not k.startswith("decoder.final")}
     model.load_state_dict(keep, strict=False)
     return len(keep)
+
+
+@torch.no_grad()
+def head_from_prototypes(model, cache: AudioCache, rows, labels, device, max_seconds: float = 6.0,
+                         chunk: int = 256) -> None:
+    """Point each classifier row at its speaker's mean training embedding (unit length).
+
+    A warm restart with a random head sends large, meaningless gradients through the pretrained encoder until
+    the head has caught up; starting the head at the speaker prototypes skips that (as in linear-probe-then-
+    fine-tune), and does not depend on the seed.
+    """
+    dec = model.decoder
+    index = {lab: i for i, lab in enumerate(labels)}
+    y = torch.tensor([index[r["label"]] for r in rows])
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(len(labels), dec.emb_dim)
+    n = int(max_seconds * 16000)
+    for start in range(0, len(rows), chunk):
+        waves = [cache.get(i)[:n] for i in range(start, min(start + chunk, len(rows)))]
+        emb = torch.from_numpy(embed_waves(model, waves, device=device)).float()     # (b, D)
+        h = F.normalize(dec.classifier_input(emb), dim=1)
+        sums.index_add_(0, y[start:start + len(waves)], h)
+    w = F.normalize(sums, dim=1)
+    dec.final.weight.copy_(w.to(dec.final.weight))
+    if dec.final.bias is not None:
+        dec.final.bias.zero_()
+    model.train(was_training)
 
 
 class TrainWrapper(nn.Module):
@@ -304,7 +335,7 @@ def recipe_summary(cfg: dict, world: int) -> dict:
             "world_size": world, "crop_sec": [cfg["data"]["crop_min"], cfg["data"]["crop_max"]],
             "augment": cfg["augment"], "spec_augment": cfg["model"].get("spec_augment", True),
             "distillation": cfg["teacher"] if cfg["teacher"].get("weight") else None, "seed": cfg["seed"],
-            "init": cfg.get("init")}
+            "init": cfg.get("init"), "init_head": cfg.get("init_head") if cfg.get("init") else None}
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,8 +393,14 @@ def train(cfg: dict, resume: bool = False) -> dict:
     model.labels = labels
     if cfg.get("init") and not (resume and os.path.exists(os.path.join(out, "last.pt"))):
         n = init_from(model, cfg["init"])
+        # DDP copies rank 0's parameters to the other ranks when it wraps the model
+        prototypes = cfg.get("init_head", "prototypes") == "prototypes"
+        if prototypes and is_main(rank):
+            t0 = time.time()
+            head_from_prototypes(model, cache, train_rows, labels, device)
         if is_main(rank):
-            print(f"initialised {n} tensors from {cfg['init']} (classifier head left fresh)", flush=True)
+            how = f"speaker prototypes ({time.time() - t0:.0f}s)" if prototypes else "random"
+            print(f"initialised {n} tensors from {cfg['init']}; classifier head: {how}", flush=True)
     tc = cfg.get("teacher") or {}
     teacher = None
     distill = None

@@ -123,6 +123,44 @@ def test_init_from_exported_checkpoint(tmp_path):
     assert res["history"][0]["steps"] == 2
 
 
+def test_warm_restart_head_starts_at_the_speaker_prototypes(tmp_path):
+    """With init=, each classifier row starts at its speaker's mean embedding, so the restarted model already
+    classifies its training speakers, whatever the seed; init_head=random keeps the old fresh head."""
+    from speaker_core.data import AudioCache, read_manifest
+    from speaker_core.train import build_model, head_from_prototypes, init_from
+    root = str(tmp_path)
+    _make_pool(root)
+    out = os.path.join(root, "a")
+    train(_cfg(root, out, **{"teacher.weight": 0.0, "epochs": 4, "max_steps_per_epoch": 6}))
+    rows = read_manifest(os.path.join(root, "train.jsonl"))
+    labels = sorted({r["label"] for r in rows})
+    cache = AudioCache([r["audio_filepath"] for r in rows])
+    y = torch.tensor([labels.index(r["label"]) for r in rows])
+    waves = torch.from_numpy(np.stack([cache.get(i)[:16000] for i in range(len(rows))]))
+    lengths = torch.full((len(rows),), 16000)
+    accs = {}
+    for seed, head in ((1, "prototypes"), (2, "prototypes"), (1, "random")):
+        torch.manual_seed(seed)
+        model = build_model(_cfg(root, os.path.join(root, "b")), num_classes=len(labels))
+        init_from(model, os.path.join(out, "export.pt"))
+        if head == "prototypes":
+            head_from_prototypes(model, cache, rows, labels, torch.device("cpu"))
+            w = model.decoder.final.weight
+            assert torch.allclose(w.norm(dim=1), torch.ones(len(labels)), atol=1e-5)
+        model.eval()
+        with torch.no_grad():
+            pred = model.decoder.logits(model(waves, lengths)).argmax(1)
+        accs[(seed, head)] = float((pred == y).float().mean())
+    assert accs[(1, "prototypes")] == accs[(2, "prototypes")] >= 0.75    # the seed no longer matters
+    assert accs[(1, "prototypes")] > accs[(1, "random")]
+    first = {}
+    for head in ("prototypes", "random"):
+        res = train(_cfg(root, os.path.join(root, head), init=os.path.join(out, "export.pt"), epochs=1,
+                         init_head=head, **{"teacher.weight": 0.0, "augment.enabled": False}))
+        first[head] = res["history"][0]["train_loss"]
+    assert first["prototypes"] < first["random"], first
+
+
 def test_loader_workers_draw_different_crops():
     """Each loader worker starts from a copy of the dataset's RNG; _seed_worker must make their draws differ."""
     from speaker_core.data import TrainDataset, collate_train

@@ -873,16 +873,28 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
     dev_eer = meta.get("dev_eer") if isinstance(meta.get("dev_eer"), dict) else {}
     per = dev_eer.get("per_corpus") if isinstance(dev_eer.get("per_corpus"), dict) else {}
     if per or dev_eer.get("pooled") is not None:
-        lines += ["", "**Equal error rate on held-out dev speakers** (lower is better)", "",
-                  "| trial set | EER |", "|---|---|"]
+        ci = dev_eer.get("ci95") if isinstance(dev_eer.get("ci95"), dict) else {}
+
+        def interval(key) -> str:
+            v = ci.get(key)
+            ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)
+            return f"{float(v[0]):.1f}–{float(v[1]):.1f} %" if ok else ""
+
+        lines += ["", "**Equal error rate on held-out dev speakers** (lower is better)", ""]
+        lines += ["| trial set | EER | 95 % interval |", "|---|---|---|"] if ci else ["| trial set | EER |", "|---|---|"]
+        row = (lambda name, key, v: f"| {name} | {_pct(v)} | {interval(key)} |") if ci else \
+              (lambda name, key, v: f"| {name} | {_pct(v)} |")
         for k, v in per.items():
-            lines.append(f"| {html.escape(str(k))} | {_pct(v)} |")
+            lines.append(row(html.escape(str(k)), k, v))
         if dev_eer.get("mean_over_corpora") is not None:
-            lines.append(f"| mean over corpora | {_pct(dev_eer['mean_over_corpora'])} |")
+            lines.append(row("mean over corpora", None, dev_eer["mean_over_corpora"]))
         if dev_eer.get("pooled") is not None:
-            lines.append(f"| pooled | {_pct(dev_eer['pooled'])} |")
+            lines.append(row("pooled", "pooled", dev_eer["pooled"]))
         if isinstance(dev_eer.get("trials"), str):
             lines += ["", f"Trials: {html.escape(dev_eer['trials'])}."]
+        if ci:
+            lines += ["", f"The dev split has few speakers per corpus, so each EER is uncertain: the interval "
+                          f"resamples speakers ({html.escape(str(ci.get('method', 'bootstrap')))})."]
     return "\n".join(lines)
 
 

@@ -477,6 +477,7 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--window", type=float, default=None,
                     help="embed clips longer than 1.5 windows as the mean of SEC-second windows (hop SEC/2); "
                          "default: the longest training crop of the checkpoint's recipe; 0: whole clips")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="replicates for the stored 95%% intervals")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(argv)
     if a.threads:
@@ -531,8 +532,12 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
                         "per_corpus_crop": {k: v["eer"] for k, v in rc["sets"].items()}, "crop_seconds": a.crop_eval})
         return out
 
+    add_bootstrap(r, sc, items, trials, n_boot=a.bootstrap)
+    ci = {k: v["eer_ci95"] for k, v in r["sets"].items() if "eer_ci95" in v}
+    ci["pooled"] = r["pooled"]["eer_ci95"]
     old = meta.get("dev_eer") or {}
     meta["dev_eer"] = {**summary("as-norm"), "scale": "as-norm", "cosine": summary("cosine"),
+                       "ci95": {**ci, "method": f"speaker-level bootstrap, {a.bootstrap} replicates"},
                        "trials": old.get("trials", "within each corpus; single-file speakers split into halves"),
                        "epoch": old.get("epoch")}
     out = a.out or a.checkpoint

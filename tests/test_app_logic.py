@@ -467,3 +467,25 @@ def test_model_card_epochs_label_for_warm_restarts(tmp_path):
     cold = al.model_card_markdown(api.load_model(tmp_path / "cold.pt"), "c@x")
     assert "| trained epochs (last warm-restart stage) | 66 |" in warm
     assert "| trained epochs | 17 |" in cold
+
+
+def test_model_card_shows_dev_eer_intervals_and_survives_malformed_ones(tmp_path):
+    import torch
+
+    from speaker_core.checkpoint import save_checkpoint
+    from speaker_core.model import SpeakerModel, preset
+
+    torch.manual_seed(0)
+    net = SpeakerModel(preset("ecapa-small")).eval()
+    dev = {"per_corpus": {"a": 10.0, "<b>": 20.0}, "pooled": 15.0, "mean_over_corpora": 15.0}
+    metas = {"ci": {"dev_eer": {**dev, "ci95": {"a": [8.0, 12.5], "pooled": [11.0, 19.0], "method": "boot"}}},
+             "bad": {"dev_eer": {**dev, "ci95": {"a": "x", "<b>": [1], "pooled": [None, 2]}}},
+             "none": {"dev_eer": dev}}
+    cards = {}
+    for name, meta in metas.items():
+        save_checkpoint(tmp_path / f"{name}.pt", net, labels=[], meta=meta)
+        cards[name] = al.model_card_markdown(api.load_model(tmp_path / f"{name}.pt"), f"{name}@x")
+    assert "| a | 10.00 % | 8.0–12.5 % |" in cards["ci"] and "| pooled | 15.00 % | 11.0–19.0 % |" in cards["ci"]
+    assert "| &lt;b&gt; | 20.00 % |  |" in cards["ci"] and "resamples speakers (boot)" in cards["ci"]
+    assert "| a | 10.00 % |  |" in cards["bad"] and "| pooled | 15.00 % |  |" in cards["bad"]
+    assert "| a | 10.00 % |" in cards["none"] and "95 % interval" not in cards["none"]

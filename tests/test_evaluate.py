@@ -117,6 +117,8 @@ def test_calibrate_adds_cohort_and_rescales(tmp_path):
     cal = m.meta["calibration"]
     assert cal["scale"] == "as-norm" and len(cal["target_scores"]) == 4 and len(cal["nontarget_scores"]) == 8
     assert m.meta["dev_eer"]["scale"] == "as-norm" and "cosine" in m.meta["dev_eer"]
+    lo, hi = m.meta["dev_eer"]["ci95"]["pooled"]
+    assert 0.0 <= lo <= hi <= 100.0 and "bootstrap" in m.meta["dev_eer"]["ci95"]["method"]
     out = str(tmp_path / "r")
     assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
     assert json.load(open(out + ".json"))["scale"] == "as-norm"

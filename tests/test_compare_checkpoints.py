@@ -1,0 +1,32 @@
+"""tools/compare_checkpoints.py: paired bootstrap of two checkpoints on the same dev trials."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from test_evaluate import _folder, _tiny_checkpoint
+
+from speaker_core.evaluate import items_from_folder
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("compare_checkpoints", ROOT / "tools" / "compare_checkpoints.py")
+cmp = importlib.util.module_from_spec(spec)
+sys.modules["compare_checkpoints"] = cmp
+spec.loader.exec_module(cmp)
+
+
+def test_a_checkpoint_against_itself_differs_by_exactly_zero(tmp_path, capsys):
+    root = str(tmp_path / "eval")
+    _folder(root)
+    manifest = tmp_path / "dev.jsonl"
+    with open(manifest, "w") as f:
+        for it in items_from_folder(root):
+            f.write(json.dumps({"audio_filepath": it["path"], "label": f"{it['set']}/{it['speaker']}",
+                                "corpus": it["set"]}) + "\n")
+    ck = str(tmp_path / "tiny.pt")
+    _tiny_checkpoint(ck)
+    assert cmp.main([ck, ck, "--manifest", str(manifest), "--bootstrap", "50"]) == 0
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["setA", "setB", "mean", "pooled"]
+    for r in rows:   # set, base, cand, diff, lo, "..", hi, P(better)
+        assert r[1] == r[2] and float(r[3]) == 0.0 and float(r[4]) == float(r[6]) == 0.0 and float(r[7]) == 0.0

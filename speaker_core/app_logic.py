@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import gradio as gr
 
@@ -36,6 +37,7 @@ from . import projection
 from .api import DEFAULT_MODEL, Recognizer, available_models, load_model
 from .audio import AudioError, Clip, frame_db, load_clip
 from .checkpoint import CheckpointError
+from .model import config_to_dict
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
 from .scoring import DEFAULT_THRESHOLD
 
@@ -135,6 +137,17 @@ class Settings:
 # ----------------------------------------------------------------------------------------
 # models
 # ----------------------------------------------------------------------------------------
+
+def embedding_digest(model: Recognizer) -> str:
+    """10 hex digits of a hash over what a clip's embedding depends on: config, weights, embedding window.
+    Calibration, cohort and metadata are left out: they change scores, not the stored voiceprints."""
+    h = hashlib.sha256(json.dumps({"config": config_to_dict(model.config), "window": model.window},
+                                  sort_keys=True, default=str).encode())
+    for k, v in sorted(model.net.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:10]
+
 class Models:
     """Checkpoints found in one folder, loaded once each and cached."""
 
@@ -145,6 +158,7 @@ class Models:
         self._lock = threading.Lock()
         self._cache: dict[str, Recognizer] = {}
         self._ids: dict[str, str] = {}
+        self._legacy: dict[str, str] = {}
         self._refs: dict[str, tuple[list[str], np.ndarray]] = {}
 
     def choices(self) -> list[str]:
@@ -175,16 +189,23 @@ class Models:
             if name not in self._cache:
                 p = self.path(name)
                 model = load_model(p, device=self.device)
-                digest = hashlib.sha256(p.read_bytes()).hexdigest()[:10]
                 self._cache[name] = model
-                self._ids[name] = f"{name}@{digest}"
+                self._ids[name] = f"{name}@{embedding_digest(model)}"
+                # ids up to session 5 hashed the whole file, so a new calibration looked like a new model
+                self._legacy[name] = f"{name}@{hashlib.sha256(p.read_bytes()).hexdigest()[:10]}"
             return self._cache[name]
 
     def model_id(self, name: str | None) -> str:
-        """Name plus a content hash: the gallery never mixes embeddings of different weights."""
+        """Name plus a hash of what the embeddings depend on: the gallery never mixes embeddings of
+        different weights, and a checkpoint re-calibrated with the same weights keeps its voiceprints."""
         name = name or self.default()
         self.get(name)
         return self._ids[name]
+
+    def legacy_id(self, name: str | None) -> str:
+        name = name or self.default()
+        self.get(name)
+        return self._legacy[name]
 
     def threshold(self, name: str | None) -> float:
         try:
@@ -486,6 +507,14 @@ class Studio:
             return state
         return Gallery(":memory:")
 
+    def adopt(self, gallery: Gallery, model_name: str) -> str:
+        """This model's id, after relabelling voiceprints saved under its older file-hash id (same weights)."""
+        model_id = self.models.model_id(model_name)
+        held = gallery.model()
+        if held is not None and held[0] != model_id and held[0] == self.models.legacy_id(model_name):
+            gallery.rename_model(held[0], model_id)
+        return model_id
+
     def session_state(self, gallery: Gallery):
         return None if self.shared_gallery is not None else gallery
 
@@ -604,7 +633,7 @@ class Studio:
                             "existing speaker' to enroll them.")
         model_name = model_name or self.models.default()
         model = self.models.get(model_name)
-        model_id = self.models.model_id(model_name)
+        model_id = self.adopt(gallery, model_name)
         held = gallery.model()
         if held is not None and held[0] != model_id:
             raise UserError(f"The gallery holds voiceprints made with '{held[0]}', not "
@@ -648,7 +677,7 @@ class Studio:
             raise UserError("The gallery is empty: enroll at least one speaker first.")
         model_name = model_name or self.models.default()
         model = self.models.get(model_name)
-        model_id = self.models.model_id(model_name)
+        model_id = self.adopt(gallery, model_name)
         threshold = float(model.threshold if threshold is None else threshold)
         top_k = int(min(max(1, int(top_k or TOP_K)), 20))
         emb = model.embed_clip(clip)
@@ -733,7 +762,8 @@ class Studio:
                        gallery_state=None):
         """Returns (status HTML, gallery HTML, gallery state). Rejected whole on any problem."""
         gallery = self.gallery(gallery_state)
-        model_id = self.models.model_id(model_name or self.models.default())
+        model_name = model_name or self.models.default()
+        model_id = self.adopt(gallery, model_name)
         path = _path_of(file)
         if not isinstance(path, str):
             raise UserError("Choose a gallery file (.json) to import.")
@@ -745,7 +775,8 @@ class Studio:
             raise UserError(f"The gallery file is too large ({size / 2**20:.0f} MB).")
         with open(path, "rb") as f:
             data = f.read()
-        n = gallery.import_json(data, replace=bool(replace), expect_model=model_id)
+        n = gallery.import_json(data, replace=bool(replace), expect_model=model_id,
+                                model_aliases={self.models.legacy_id(model_name): model_id})
         return (f"<div class='status ok'>Imported {n} speaker{'s' if n != 1 else ''}"
                 f"{' (gallery replaced)' if replace else ''}.</div>",
                 gallery_html(gallery), self.session_state(gallery))
@@ -757,7 +788,7 @@ class Studio:
         """Returns (figure, PNG path, info JSON, gallery state)."""
         gallery = self.gallery(gallery_state)
         model_name = model_name or self.models.default()
-        model_id = self.models.model_id(model_name)
+        model_id = self.adopt(gallery, model_name)
         labels: list[str] = []
         ref_flags: list[bool] = []
         blocks = []

@@ -424,18 +424,26 @@ class Gallery:
     def export_json(self) -> str:
         return json.dumps(self.export_dict(), ensure_ascii=False, indent=1)
 
-    def import_json(self, text, replace: bool = False, expect_model: str | None = None) -> int:
+    def rename_model(self, old: str, new: str) -> int:
+        """Relabel voiceprints made by ``old`` as ``new`` (the same weights under a new id). Returns rows changed."""
+        with self._tx() as c:
+            return c.execute("UPDATE speakers SET model = ? WHERE model = ?", (new, old)).rowcount
+
+    def import_json(self, text, replace: bool = False, expect_model: str | None = None,
+                    model_aliases: dict | None = None) -> int:
         """Validate a gallery export completely, then apply it in one transaction.
 
         ``replace=True`` replaces the whole gallery; otherwise the speakers are
         added, and a name already enrolled rejects the import. Returns the
         number of speakers imported. ``expect_model`` refuses voiceprints made by
-        any other model. On any problem raises GalleryError and the gallery is
+        any other model; ``model_aliases`` maps older ids of the same weights to
+        the current one. On any problem raises GalleryError and the gallery is
         unchanged.
         """
         doc = _parse_import(text)
         model, dim, speakers = _validate_import(doc, self.max_speakers,
                                                 self.max_clips_per_speaker)
+        model = (model_aliases or {}).get(model, model)
         if speakers and expect_model is not None and model != expect_model:
             raise GalleryError(f"The file holds voiceprints made with model '{model}', but the "
                                f"current model is '{expect_model}'. Select that model, or "

@@ -489,3 +489,42 @@ def test_model_card_shows_dev_eer_intervals_and_survives_malformed_ones(tmp_path
     assert "| &lt;b&gt; | 20.00 % |  |" in cards["ci"] and "resamples speakers (boot)" in cards["ci"]
     assert "| a | 10.00 % |  |" in cards["bad"] and "| pooled | 15.00 % |  |" in cards["bad"]
     assert "| a | 10.00 % |" in cards["none"] and "95 % interval" not in cards["none"]
+
+
+def test_recalibrated_checkpoint_keeps_its_gallery(tmp_path):
+    """Model ids hash what embeddings depend on: re-calibrating the same weights keeps the voiceprints, new
+    weights or a new embedding window do not. Galleries saved under the old whole-file id are adopted."""
+    import torch
+
+    from speaker_core.checkpoint import save_checkpoint
+    from speaker_core.model import SpeakerModel, preset
+
+    torch.manual_seed(0)
+    net = SpeakerModel(preset("ecapa-small")).eval()
+    ids = {}
+    for tag, meta in (("a", {"calibration": {"threshold": 0.3}}), ("b", {"calibration": {"threshold": 0.5}}),
+                      ("win", {"embedding": {"window": 2.0, "hop": 1.0}})):
+        d = tmp_path / tag
+        d.mkdir()
+        save_checkpoint(d / "ecapa-small.pt", net, labels=[], meta=meta)
+        ids[tag] = Studio(Settings(checkpoint_dir=d, gallery_path=al.SESSION)).models.model_id("ecapa-small")
+    torch.manual_seed(1)
+    d = tmp_path / "other"
+    d.mkdir()
+    save_checkpoint(d / "ecapa-small.pt", SpeakerModel(preset("ecapa-small")).eval(), labels=[], meta={})
+    ids["other"] = Studio(Settings(checkpoint_dir=d, gallery_path=al.SESSION)).models.model_id("ecapa-small")
+    assert ids["a"] == ids["b"] and len({ids["a"], ids["win"], ids["other"]}) == 3
+
+    # a gallery (and an export) made under the old whole-file id is relabelled, not refused
+    s = Studio(Settings(checkpoint_dir=tmp_path / "b", gallery_path=al.SESSION))
+    legacy, new = s.models.legacy_id("ecapa-small"), s.models.model_id("ecapa-small")
+    assert legacy != new
+    *_, state = s.enroll("Ann", [ex("so0049_a.wav")], None, False, "ecapa-small", None)
+    state.rename_model(new, legacy)                       # as written by an older version
+    old_export = s.export_gallery(state)[0]
+    assert json.loads(Path(old_export).read_text())["model"] == legacy
+    res = s.identify(ex("so0049_b.wav"), "ecapa-small", -1.0, 5, state)[0]
+    assert res["speaker"] == "Ann" and state.model()[0] == new
+    state.clear()
+    s.import_gallery(old_export, True, "ecapa-small", state)
+    assert state.model()[0] == new and len(state) == 1

@@ -138,6 +138,7 @@ class Settings:
 # models
 # ----------------------------------------------------------------------------------------
 
+
 def embedding_digest(model: Recognizer) -> str:
     """10 hex digits of a hash over what a clip's embedding depends on: config, weights, embedding window.
     Calibration, cohort and metadata are left out: they change scores, not the stored voiceprints."""
@@ -147,6 +148,7 @@ def embedding_digest(model: Recognizer) -> str:
         h.update(k.encode())
         h.update(v.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()[:10]
+
 
 class Models:
     """Checkpoints found in one folder, loaded once each and cached."""
@@ -191,7 +193,7 @@ class Models:
                 model = load_model(p, device=self.device)
                 self._cache[name] = model
                 self._ids[name] = f"{name}@{embedding_digest(model)}"
-                # ids up to session 5 hashed the whole file, so a new calibration looked like a new model
+                # earlier versions hashed the whole file, so a new calibration looked like a new model
                 self._legacy[name] = f"{name}@{hashlib.sha256(p.read_bytes()).hexdigest()[:10]}"
             return self._cache[name]
 

@@ -534,7 +534,8 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
 
     add_bootstrap(r, sc, items, trials, n_boot=a.bootstrap)
     ci = {k: v["eer_ci95"] for k, v in r["sets"].items() if "eer_ci95" in v}
-    ci["pooled"] = r["pooled"]["eer_ci95"]
+    if "eer_ci95" in r["pooled"]:
+        ci["pooled"] = r["pooled"]["eer_ci95"]
     old = meta.get("dev_eer") or {}
     meta["dev_eer"] = {**summary("as-norm"), "scale": "as-norm", "cosine": summary("cosine"),
                        "ci95": {**ci, "method": f"speaker-level bootstrap, {a.bootstrap} replicates"},

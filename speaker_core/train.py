@@ -394,6 +394,8 @@ def train(cfg: dict, resume: bool = False) -> dict:
     if cfg.get("init") and not (resume and os.path.exists(os.path.join(out, "last.pt"))):
         n = init_from(model, cfg["init"])
         # DDP copies rank 0's parameters to the other ranks when it wraps the model
+        if cfg.get("init_head", "prototypes") not in ("prototypes", "random"):
+            raise ValueError(f"init_head must be 'prototypes' or 'random', not {cfg['init_head']!r}")
         prototypes = cfg.get("init_head", "prototypes") == "prototypes"
         if prototypes and is_main(rank):
             t0 = time.time()

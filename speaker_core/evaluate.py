@@ -303,13 +303,18 @@ def trial_speakers(items: Sequence[dict], trials: Sequence[Tuple[int, int, int]]
     return key[tgt[:, 0]], np.stack([key[non[:, 0]], key[non[:, 1]]], axis=1)
 
 
+def speakers_by_set(items: Sequence[dict], trials_by_set) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """``trial_speakers`` of every set, plus ``"pooled"``: all sets' trials in ``evaluate_embeddings`` order."""
+    spk = {s: trial_speakers(items, tr) for s, tr in trials_by_set.items()}
+    spk["pooled"] = (np.concatenate([spk[s][0] for s in trials_by_set]),
+                     np.concatenate([spk[s][1] for s in trials_by_set]))
+    return spk
+
+
 def add_bootstrap(res: dict, scores: dict, items: Sequence[dict], trials_by_set, n_boot: int = 1000,
                   seed: int = 0) -> None:
     """Add a 95 % speaker-level bootstrap interval ``eer_ci95`` to every set (and pooled) that has an EER."""
-    spk = {s: trial_speakers(items, tr) for s, tr in trials_by_set.items()}
-    spk["pooled"] = (np.concatenate([spk[s][0] for s in trials_by_set]),
-                     np.concatenate([spk[s][1].reshape(-1, 2) for s in trials_by_set]))
-    for s, (ts, ns) in spk.items():
+    for s, (ts, ns) in speakers_by_set(items, trials_by_set).items():
         v = res["pooled"] if s == "pooled" else res["sets"][s]
         if v.get("eer") is None:
             continue

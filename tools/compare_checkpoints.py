@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speaker_core.api import window_of  # noqa: E402
 from speaker_core.checkpoint import load_checkpoint  # noqa: E402
 from speaker_core.evaluate import (SR, evaluate, items_from_manifest, items_with_trials,  # noqa: E402
-                                   trial_speakers)
+                                   speakers_by_set)
 from speaker_core.scoring import bootstrap_eer, score_norm_of  # noqa: E402
 
 
@@ -49,9 +49,7 @@ def main(argv=None) -> int:
     items, waves, trials = items_with_trials(items_from_manifest(a.manifest))
     if a.crop:
         waves = [w[: int(a.crop * SR)] for w in waves]
-    speakers = {s: trial_speakers(items, tr) for s, tr in trials.items()}
-    speakers["pooled"] = (np.concatenate([speakers[s][0] for s in trials]),
-                          np.concatenate([speakers[s][1] for s in trials]))
+    speakers = speakers_by_set(items, trials)
     pb, rb = replicates(a.base, items, waves, trials, speakers, a.bootstrap, a.seed)
     pc, rc = replicates(a.candidate, items, waves, trials, speakers, a.bootstrap, a.seed)
     print(f"EER % on {a.manifest}{f' (first {a.crop:g} s)' if a.crop else ''}; "

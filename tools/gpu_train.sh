@@ -3,6 +3,8 @@
 # on the one GPU for MIN minutes each, and leave model-only copies of their last epochs (fp16) in $OUT.
 # SET=first (three runs, 7.5 min) and SET=restarts (two warm restarts, 3 min) are the two calls of session 3;
 # SET=kd (four runs, 8 min, batch augmentation on the GPU, distillation A/B; carry data/teacher.npy too) is session 4's.
+# SET=soup (session 6; carry data/teacher.npy): three seeds of the distilled ecapa-small warm restart (ingredients of a
+# weight average) and one speakernet-m warm restart, per-clip augmentation, 3 loader workers each.
 #
 # Prepare here:  python tools/pack_audio.py pack data/train.jsonl .pack   (+ the soundfile wheels in .whl/)
 # Run there:     bash tools/gpu_train.sh          (carry .pack and .whl)
@@ -25,9 +27,11 @@ python3 -c "import torch, torchaudio, soundfile; print('torch', torch.__version_
 python3 tools/pack_audio.py unpack .pack data || exit 1
 
 # fail fast: three steps of the real thing before the long runs
-pre=""; [ "${SET:-first}" = kd ] && pre="augment.mode=batch teacher.path=data/teacher.npy teacher.weight=2.0"
-[ "${PREFLIGHT:-1}" = 0 ] || python3 -m speaker_core train configs/ecapa-m.yaml --set out=runs/preflight data.dev=null epochs=1 \
-  max_steps_per_epoch=3 data.num_workers=2 $pre || exit 1
+pre="configs/ecapa-m.yaml --set"
+[ "${SET:-first}" = kd ] && pre="$pre augment.mode=batch teacher.path=data/teacher.npy teacher.weight=2.0"
+[ "${SET:-first}" = soup ] && pre="configs/ecapa-small.yaml --set init=checkpoints/ecapa-small.pt teacher.weight=2.0"
+[ "${PREFLIGHT:-1}" = 0 ] || python3 -m speaker_core train $pre out=runs/preflight data.dev=null epochs=1 \
+  max_steps_per_epoch=3 data.num_workers=2 || exit 1
 
 blind="data.dev=null max_minutes=$MIN"
 restart="batch_size=128 optim.lr=0.0015 epochs=1000 save_every=10 loss.margin_warmup_epochs=5"
@@ -42,6 +46,12 @@ elif [ "${SET}" = kd ]; then            # session 4: MIN=8; distillation A/B twi
   RUNS[ecapa-small-bat]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-bat out=runs/ecapa-small-bat init=checkpoints/ecapa-small.pt $restart"
   RUNS[ecapa-m-kd]="configs/ecapa-m.yaml --set $blind $b name=ecapa-m-kd out=runs/ecapa-m-kd teacher.path=data/teacher.npy teacher.weight=2.0"
   RUNS[ecapa-m-bat]="configs/ecapa-m.yaml --set $blind $b name=ecapa-m-bat out=runs/ecapa-m-bat"
+elif [ "${SET}" = soup ]; then          # session 6: MIN=7
+  b="data.num_workers=3 threads=1 $restart"
+  for seed in 11 12 13; do
+    RUNS[ecapa-small-g$seed]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-g$seed out=runs/ecapa-small-g$seed init=checkpoints/ecapa-small.pt seed=$seed teacher.weight=2.0"
+  done
+  RUNS[speakernet-m-g11]="configs/speakernet-m.yaml --set $blind $b name=speakernet-m-g11 out=runs/speakernet-m-g11 init=checkpoints/speakernet-m.pt seed=11"
 else                                   # session 3, second call: SET=restarts MIN=3 (carry runs/ecapa-small-gpu/export.pt)
   RUNS[ecapa-small-gpu2]="configs/ecapa-small.yaml --set $blind name=ecapa-small-gpu2 out=runs/ecapa-small-gpu2 init=runs/ecapa-small-gpu/export.pt data.num_workers=7 $restart"
   RUNS[speakernet-m-gpu]="configs/speakernet-m.yaml --set $blind name=speakernet-m-gpu out=runs/speakernet-m-gpu init=checkpoints/speakernet-m.pt data.num_workers=7 $restart"
@@ -51,6 +61,8 @@ for r in "${!RUNS[@]}"; do
   timeout $(( ${MIN%.*} * 60 + ${SLACK:-100} )) python3 -m speaker_core train ${RUNS[$r]} > "$OUT/$r.log" 2>&1 &
 done
 # the CUDA half of the test suite, beside the runs (tests/conftest.py --device)
+[ "${SET:-first}" = soup ] && timeout 300 nice -n 19 python3 -m pytest -q -p no:cacheprovider tests/test_model.py \
+  tests/test_nemo_parity.py tests/test_augment.py tests/test_api.py --device cuda > "$OUT/cuda_tests.log" 2>&1 &
 [ "${SET:-first}" = kd ] && timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_augment.py \
   --device cuda > "$OUT/cuda_tests.log" 2>&1 &
 [ "${SET:-first}" = first ] && timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_model.py tests/test_nemo_parity.py tests/test_api.py \

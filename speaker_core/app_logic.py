@@ -517,6 +517,19 @@ class Studio:
             gallery.rename_model(held[0], model_id)
         return model_id
 
+    def check_model(self, gallery: Gallery, model_id: str) -> None:
+        """Refuse to mix voiceprints of two models, saying what the user can do about it."""
+        held = gallery.model()
+        if held is None or held[0] == model_id:
+            return
+        name = held[0].split("@", 1)[0]
+        if name in self.models.choices() and self.models.model_id(name) == held[0]:
+            raise UserError(f"The gallery holds voiceprints made with '{held[0]}', not '{model_id}'. "
+                            f"Choose '{name}' in the model selector, or export and clear the gallery.")
+        raise UserError(f"The gallery holds voiceprints made with '{held[0]}', which this app no longer has "
+                        "(an updated checkpoint embeds voices differently, and scores between two models mean "
+                        "nothing). Export the gallery to keep a record, clear it, and enroll the speakers again.")
+
     def session_state(self, gallery: Gallery):
         return None if self.shared_gallery is not None else gallery
 
@@ -636,10 +649,7 @@ class Studio:
         model_name = model_name or self.models.default()
         model = self.models.get(model_name)
         model_id = self.adopt(gallery, model_name)
-        held = gallery.model()
-        if held is not None and held[0] != model_id:
-            raise UserError(f"The gallery holds voiceprints made with '{held[0]}', not "
-                            f"'{model_id}'. Switch model, or export and clear the gallery.")
+        self.check_model(gallery, model_id)
         embs, durations, notes = [], [], []
         n = len(items)
         for i, item in enumerate(items):
@@ -680,6 +690,7 @@ class Studio:
         model_name = model_name or self.models.default()
         model = self.models.get(model_name)
         model_id = self.adopt(gallery, model_name)
+        self.check_model(gallery, model_id)
         threshold = float(model.threshold if threshold is None else threshold)
         top_k = int(min(max(1, int(top_k or TOP_K)), 20))
         emb = model.embed_clip(clip)
@@ -885,7 +896,14 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
         lines.append(f"| pooled dev EER | {_pct(100 * float(cal['eer']))} |")
     recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
     epochs_label = "trained epochs (last warm-restart stage)" if recipe.get("init") else "trained epochs"
-    for key, label in (("trained_epochs", epochs_label), ("created", "created"), ("source", "file")):
+    rows = (("trained_epochs", epochs_label), ("created", "created"), ("source", "file"))
+    parts = meta.get("averaged_from")
+    if isinstance(parts, list) and parts:
+        # the epochs and recipe stored are the first ingredient's, so say what the weights really are
+        lines.append(f"| made as | uniform weight average of {len(parts)} checkpoints: "
+                     f"{html.escape(', '.join(str(x) for x in parts))} |")
+        rows = (("created", "created"),)
+    for key, label in rows:
         if key in meta and isinstance(meta[key], (str, int, float)):
             lines.append(f"| {label} | {_fmt(meta[key])} |")
     if recipe.get("loss"):

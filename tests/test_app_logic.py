@@ -425,7 +425,7 @@ def test_two_models_never_mix_in_one_gallery(tmp_path):
     *_, state = s.enroll("Ann", [ex("so0049_a.wav")], None, False, "speakernet-m", None)
     for call in (lambda: s.enroll("Bob", [ex("so0049_b.wav")], None, False, "ecapa-small", state),
                  lambda: s.identify(ex("so0049_b.wav"), "ecapa-small", 0.5, 5, state)):
-        with pytest.raises(gr.Error, match="Switch model"):
+        with pytest.raises(gr.Error, match="Choose 'speakernet-m' in the model selector"):
             call()
     info = s.voice_map(False, "ecapa-small", state, None)[2]
     assert info["points"] == 0 and "not shown" in info["notes"][0]
@@ -435,6 +435,32 @@ def test_two_models_never_mix_in_one_gallery(tmp_path):
         s.import_gallery(path, True, "ecapa-small", None)
     r = s.verify(ex("so0049_a.wav"), ex("so0981_a.wav"), "ecapa-small", None)[0]
     assert r["model"] == "ecapa-small" and r["threshold"] == al.DEFAULT_THRESHOLD
+
+
+def test_gallery_of_a_replaced_checkpoint_asks_to_enroll_again(tmp_path):
+    """A shipped checkpoint updated with new weights: its old voiceprints cannot be scored, and nothing is lost."""
+    import torch
+
+    from speaker_core.checkpoint import save_checkpoint
+    from speaker_core.model import SpeakerModel, preset
+
+    def ship(seed):
+        torch.manual_seed(seed)
+        save_checkpoint(tmp_path / "ecapa-small.pt", SpeakerModel(preset("ecapa-small")).eval(), labels=[], meta={})
+
+    ship(0)
+    db = tmp_path / "gallery.db"
+    s = Studio(Settings(checkpoint_dir=tmp_path, gallery_path=db))
+    s.enroll("Ann", [ex("so0049_a.wav")], None, False, None, None)
+    old_id = s.models.model_id(None)
+    ship(1)                                   # the next release: same name, other weights
+    s = Studio(Settings(checkpoint_dir=tmp_path, gallery_path=db))
+    assert s.models.model_id(None) != old_id
+    for call in (lambda: s.enroll("Bob", [ex("so0049_b.wav")], None, False, None, None),
+                 lambda: s.identify(ex("so0049_b.wav"), None, 0.5, 5, None)):
+        with pytest.raises(gr.Error, match="no longer has.*enroll the speakers again"):
+            call()
+    assert [r.name for r in s.shared_gallery.speakers()] == ["Ann"] and s.shared_gallery.model()[0] == old_id
 
 
 def test_model_card_threshold_line_per_scale(tmp_path):
@@ -467,6 +493,12 @@ def test_model_card_epochs_label_for_warm_restarts(tmp_path):
     cold = al.model_card_markdown(api.load_model(tmp_path / "cold.pt"), "c@x")
     assert "| trained epochs (last warm-restart stage) | 66 |" in warm
     assert "| trained epochs | 17 |" in cold
+    # a weight average: the stored epochs are one ingredient's, so the card lists the ingredients instead
+    save_checkpoint(tmp_path / "soup.pt", net, labels=[],
+                    meta={"trained_epochs": 66, "averaged_from": ["s3/a.pt", "<b>/x.pt"], "source": "export.pt"})
+    soup = al.model_card_markdown(api.load_model(tmp_path / "soup.pt"), "s@x")
+    assert "uniform weight average of 2 checkpoints: s3/a.pt, &lt;b&gt;/x.pt |" in soup
+    assert "trained epochs" not in soup and "| file |" not in soup
 
 
 def test_model_card_shows_dev_eer_intervals_and_survives_malformed_ones(tmp_path):

@@ -34,7 +34,7 @@ def test_average_is_the_elementwise_mean(tmp_path):
             want = ((ma[k] + mb[k]) / 2).half().float()          # the output is stored in fp16 too
             assert torch.allclose(v, want, atol=1e-3), k
     meta = load_checkpoint(out).meta
-    assert "calibration" not in meta and meta["averaged_from"] == ["a.pt", "b.pt"]
+    assert "calibration" not in meta and meta["averaged_from"] == [f"{tmp_path.name}/a.pt", f"{tmp_path.name}/b.pt"]
 
 
 def test_average_refuses_different_architectures(tmp_path):

@@ -38,7 +38,8 @@ def average(paths):
     out = models[0]
     out.load_state_dict(avg)
     meta = {k: v for k, v in out.meta.items() if k not in STALE_META}
-    meta["averaged_from"] = [Path(p).name for p in paths]
+    # "run/file": enough to tell runs/kd/export.pt from runs/bat/export.pt, without a home directory in the file
+    meta["averaged_from"] = ["/".join(Path(p).parts[-2:]) for p in paths]
     meta["created"] = time.strftime("%Y-%m-%d %H:%M:%S")
     out.meta = meta
     return out

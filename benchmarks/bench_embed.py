@@ -42,6 +42,8 @@ def main():
     torch.set_num_threads(a.threads)
     try:
         from nemo.collections.asr.models import EncDecSpeakerLabelModel
+        from nemo.utils import logging as nemo_logging
+        nemo_logging.setLevel("ERROR")   # restore_from prints each model's whole train config otherwise
     except Exception:
         EncDecSpeakerLabelModel = None
     rng = np.random.default_rng(0)

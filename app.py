@@ -44,6 +44,7 @@ ul.warnings li {margin: 0;}
 .prose code {overflow-wrap: anywhere;}
 #model-card table {display: block; max-width: 100%; overflow-x: auto;}
 #model-card td, #model-card th {overflow-wrap: break-word;}
+#model-card td:first-child, #model-card th:first-child {overflow-wrap: normal !important; word-break: normal !important;}  /* labels never break mid-word */
 @media (max-width: 640px) {
   .decision .verdict {font-size: 1.3em;}
   table.facts th:nth-child(3), table.facts td:nth-child(3) {display: none;}

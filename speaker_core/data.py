@@ -1,4 +1,4 @@
-"""Manifests, the speaker-disjoint split, the in-memory audio cache and the training dataset.
+"""Manifests, the speaker-disjoint split, the audio cache and the training dataset.
 
 Manifests are NeMo-style JSON lines: ``{"audio_filepath", "duration", "label", "corpus", ...}``.
 
@@ -16,6 +16,7 @@ import json
 import os
 import random
 import sys
+import zipfile
 from collections import OrderedDict, defaultdict
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -159,43 +160,113 @@ def load_wave(path: str) -> np.ndarray:
     return np.ascontiguousarray(to_mono_16k(data, sr), dtype=np.float32)
 
 
-class AudioCache:
-    """All waves of a manifest decoded once (resampled to 16 kHz) and kept in memory as int16.
+def cache_key(paths: Sequence[str]) -> str:
+    """What a cache is valid for: its exact list of files, in order."""
+    return hashlib.sha1("\n".join(paths).encode()).hexdigest()[:16]
 
-    Optionally persisted to ``cache_path`` (.npz with the concatenated samples and offsets), keyed by
-    a hash of the file list so that a stale cache is rebuilt.
+
+def _wave_int16(path: str) -> np.ndarray:
+    return np.clip(np.round(load_wave(path) * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def _decoded(paths: Sequence[str], workers: int, verbose: bool) -> Iterable[np.ndarray]:
+    """int16 waves in manifest order, decoded in ``workers`` processes when there are many files."""
+    if workers > 1 and len(paths) >= 64:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers) as ex:
+            for i, x in enumerate(ex.map(_wave_int16, paths, chunksize=16)):
+                if verbose and i % 2000 == 0:
+                    print(f"decoded {i}/{len(paths)} files", flush=True)
+                yield x
+        return
+    for p in paths:
+        yield _wave_int16(p)
+
+
+def write_cache(base: str, pieces: Iterable[np.ndarray], key: str, off: Optional[np.ndarray] = None) -> np.ndarray:
+    """Stream int16 ``pieces`` to ``<base>.int16``, then write ``<base>.index.npz`` (clip offsets and ``key``).
+
+    ``off`` defaults to one clip per piece. The index is written last, so a cache cut off mid-way is never
+    mistaken for a complete one. Returns the offsets.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(base)) or ".", exist_ok=True)
+    tmp = f"{base}.int16.tmp{os.getpid()}"
+    sizes = [0]
+    with open(tmp, "wb") as f:
+        for x in pieces:
+            x = np.ascontiguousarray(x, dtype=np.int16)
+            f.write(x.tobytes())
+            sizes.append(len(x))
+    total = np.cumsum(sizes, dtype=np.int64)
+    off = total if off is None else np.asarray(off, dtype=np.int64)
+    if int(off[-1]) != int(total[-1]):
+        os.remove(tmp)
+        raise ValueError(f"{base}: wrote {int(total[-1])} samples, the offsets expect {int(off[-1])}")
+    os.replace(tmp, base + ".int16")
+    np.savez(f"{base}.index.tmp{os.getpid()}.npz", off=off, key=np.array(key))
+    os.replace(f"{base}.index.tmp{os.getpid()}.npz", base + ".index.npz")
+    return off
+
+
+class AudioCache:
+    """The waves of a manifest, decoded once to 16 kHz int16.
+
+    With ``cache_path`` the samples live on disk in ``<cache_path>.int16`` and the clip offsets in
+    ``<cache_path>.index.npz``, which also holds a hash of the file list, so a stale cache is rebuilt. A
+    ``.npz`` suffix on ``cache_path`` is dropped. The build streams clip by clip to disk, in several processes.
+    Reads go through a memory map, so memory stays flat however many hours the manifest holds: VoxCeleb2's
+    ~2,400 h are 276 GB of int16. Loader workers share the mapped pages. Without ``cache_path``, the samples
+    stay in memory.
     """
 
-    def __init__(self, paths: Sequence[str], cache_path: Optional[str] = None, verbose: bool = False):
+    def __init__(self, paths: Sequence[str], cache_path: Optional[str] = None, verbose: bool = False,
+                 workers: Optional[int] = None):
         self.paths = list(paths)
-        key = hashlib.sha1("\n".join(self.paths).encode()).hexdigest()[:16]
-        if cache_path and os.path.exists(cache_path):
-            try:
-                z = np.load(cache_path, allow_pickle=False)
-                if str(z["key"]) == key:
-                    self._data, self._off = z["data"], z["off"]
-                    return
-            except Exception:
-                pass
-        waves = []
-        it = self.paths
-        if verbose:
-            try:
-                from tqdm import tqdm
-                it = tqdm(it, desc="decode", mininterval=5)
-            except Exception:
-                pass
-        for p in it:
-            x = load_wave(p)
-            waves.append(np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16))
-        self._off = np.zeros(len(waves) + 1, dtype=np.int64)
-        self._off[1:] = np.cumsum([len(w) for w in waves])
-        self._data = np.concatenate(waves) if waves else np.zeros(0, np.int16)
-        if cache_path:
-            os.makedirs(os.path.dirname(os.path.abspath(cache_path)) or ".", exist_ok=True)
-            tmp = cache_path + f".tmp{os.getpid()}.npz"
-            np.savez(tmp, data=self._data, off=self._off, key=np.array(key))
-            os.replace(tmp, cache_path)
+        self.key = cache_key(self.paths)
+        workers = min(8, os.cpu_count() or 1) if workers is None else int(workers)
+        self.base = None
+        if not cache_path:
+            waves = list(_decoded(self.paths, workers, verbose))
+            self._off = np.cumsum([0] + [len(w) for w in waves], dtype=np.int64)
+            self._data = np.concatenate(waves) if waves else np.zeros(0, np.int16)
+            return
+        self.base = cache_path[:-4] if cache_path.endswith(".npz") else cache_path
+        if self._open():
+            return
+        legacy = self.base + ".npz"   # the in-memory format of earlier versions: converted once, not re-decoded
+        z = _load_npz(legacy)
+        if z is not None and str(z.get("key")) == self.key and {"off", "data"} <= set(z):
+            off = z["off"]
+            write_cache(self.base, (z["data"][off[i]:off[i + 1]] for i in range(len(off) - 1)), self.key, off)
+        else:
+            write_cache(self.base, _decoded(self.paths, workers, verbose), self.key)
+        if not self._open():
+            raise RuntimeError(f"the audio cache {self.base}.int16 could not be read back")
+
+    def _open(self) -> bool:
+        z = _load_npz(self.base + ".index.npz")
+        raw = self.base + ".int16"
+        if z is None or str(z.get("key")) != self.key or "off" not in z or not os.path.exists(raw):
+            return False
+        off = z["off"]
+        if len(off) != len(self.paths) + 1 or os.path.getsize(raw) != 2 * int(off[-1]):
+            return False
+        self._off = off
+        self._data = (np.memmap(raw, dtype=np.int16, mode="r", shape=(int(off[-1]),)) if off[-1]
+                      else np.zeros(0, np.int16))
+        return True
+
+    def __getstate__(self):
+        # a loader worker started by spawn re-opens the map instead of receiving a copy of every sample
+        state = dict(self.__dict__)
+        if self.base is not None:
+            del state["_data"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.base is not None and not self._open():
+            raise RuntimeError(f"the audio cache {self.base}.int16 changed while in use")
 
     def __len__(self) -> int:
         return len(self._off) - 1
@@ -205,10 +276,19 @@ class AudioCache:
 
     def get(self, i: int) -> np.ndarray:
         """float32 wave in [-1, 1]."""
-        return self._data[self._off[i]:self._off[i + 1]].astype(np.float32) / 32768.0
+        return self.get_int16(i).astype(np.float32) / 32768.0
 
     def get_int16(self, i: int) -> np.ndarray:
         return self._data[self._off[i]:self._off[i + 1]]
+
+
+def _load_npz(path: str):
+    """The arrays of an .npz file, or None when it is missing or unreadable (then the cache is rebuilt)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,8 +399,8 @@ class TrainDataset(torch.utils.data.Dataset):
             i, n = item
         else:
             i, n = int(item), self.default_crop
-        x = random_crop(self.cache.get(i), n, self._rng)
-        w = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        x = random_crop(self.cache.get_int16(i), n, self._rng)   # crop before converting: clips can be long
+        w = torch.from_numpy(x.astype(np.float32) / 32768.0)
         if self.augment is not None:
             w = self.augment(w, self._rng)
         return w, self.targets[i], i

@@ -109,6 +109,19 @@ def is_main(rank: int) -> bool:
     return rank == 0
 
 
+def open_cache(rows, cache_dir: Optional[str], manifest: str, rank: int = 0, world: int = 1) -> AudioCache:
+    """The audio cache of a manifest (``<cache_dir>/cache_<manifest stem>.int16``). Under torchrun rank 0
+    decodes it while the other ranks wait, then they all map the same file."""
+    stem = os.path.splitext(os.path.basename(manifest))[0]
+    path = os.path.join(cache_dir, f"cache_{stem}") if cache_dir else None
+    if world > 1 and rank != 0:
+        dist.barrier()
+    cache = AudioCache([r["audio_filepath"] for r in rows], cache_path=path, verbose=is_main(rank))
+    if world > 1 and rank == 0:
+        dist.barrier()
+    return cache
+
+
 def _seed_worker(worker_id: int) -> None:
     # every loader worker starts with a copy of the dataset's RNG; without this they would all draw the
     # same crop offsets and augmentations. torch gives each worker base_seed + id, itself seeded.
@@ -363,9 +376,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
     train_rows = read_manifest(dc["train"])
     dev_rows = read_manifest(dc["dev"]) if dc.get("dev") else []
     cache_dir = dc.get("cache_dir")
-    stem = lambda p: os.path.splitext(os.path.basename(p))[0]
-    cache = AudioCache([r["audio_filepath"] for r in train_rows],
-                       cache_path=os.path.join(cache_dir, f"cache_{stem(dc['train'])}.npz") if cache_dir else None)
+    cache = open_cache(train_rows, cache_dir, dc["train"], rank, world)
     labels = sorted({r["label"] for r in train_rows})
 
     # augmentation; babble from other training utterances
@@ -455,8 +466,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
     dev = None
     if is_main(rank) and dev_rows:
         vc = cfg["val"]
-        dcache = AudioCache([r["audio_filepath"] for r in dev_rows],
-                            cache_path=os.path.join(cache_dir, f"cache_{stem(dc['dev'])}.npz") if cache_dir else None)
+        dcache = open_cache(dev_rows, cache_dir, dc["dev"])   # rank 0 alone
         dev = DevSet(dev_rows, dcache, vc.get("split_single", 4.0), vc.get("max_nontarget", 20000), seed)
 
     data_summary = {"train": summarize(train_rows), "dev": summarize(dev_rows),
@@ -639,8 +649,7 @@ def export_from_run(cfg: dict, which: str = "last", out_path: Optional[str] = No
     model.eval()
     stem = lambda p: os.path.splitext(os.path.basename(p))[0]
     cache_dir = dc.get("cache_dir")
-    dcache = AudioCache([r["audio_filepath"] for r in dev_rows],
-                        cache_path=os.path.join(cache_dir, f"cache_{stem(dc['dev'])}.npz") if cache_dir else None)
+    dcache = open_cache(dev_rows, cache_dir, dc["dev"])
     vc = cfg["val"]
     dev = DevSet(dev_rows, dcache, vc.get("split_single", 4.0), vc.get("max_nontarget", 20000), cfg["seed"])
     res, scores = dev.run(model, torch.device("cpu"), vc.get("batch_size", 16))

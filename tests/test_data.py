@@ -92,3 +92,72 @@ def test_prepare_cache_and_dataset(tmp_path):
     ia = {i for batch in a for i, _ in batch}
     ib = {i for batch in b for i, _ in batch}
     assert not ia & ib and len(a) == len(b) == 5
+
+
+def _clips(folder, n, seed=0):
+    import soundfile as sf
+    rng = np.random.RandomState(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"{i}.wav"
+        sf.write(p, (0.2 * rng.randn(800 + 37 * i)).astype(np.float32), 16000, subtype="PCM_16")
+        paths.append(str(p))
+    return paths
+
+
+def test_cache_is_a_memory_map_reused_without_the_audio(tmp_path):
+    paths = _clips(tmp_path / "wav", 5)
+    memory = AudioCache(paths)                                     # no cache_path: in memory
+    cache = AudioCache(paths, cache_path=str(tmp_path / "c" / "cache_train.npz"))
+    assert isinstance(cache._data, np.memmap) and not isinstance(memory._data, np.memmap)
+    assert (tmp_path / "c" / "cache_train.int16").exists() and (tmp_path / "c" / "cache_train.index.npz").exists()
+    assert [cache.length(i) for i in range(5)] == [800 + 37 * i for i in range(5)]
+    for i in range(5):
+        assert np.array_equal(cache.get_int16(i), memory.get_int16(i))
+        assert cache.get(i).dtype == np.float32 and np.abs(cache.get(i)).max() <= 1.0
+    for p in paths:                                                # the second open reads only the cache
+        os.remove(p)
+    again = AudioCache(paths, cache_path=str(tmp_path / "c" / "cache_train"))
+    assert np.array_equal(again.get_int16(4), memory.get_int16(4))
+    # a loader worker started by spawn gets the path, not a copy of the samples
+    import pickle
+    blob = pickle.dumps(again)
+    assert len(blob) < 2000 < 2 * sum(again.length(i) for i in range(5))
+    assert np.array_equal(pickle.loads(blob).get_int16(2), memory.get_int16(2))
+
+
+def test_cache_rebuilds_when_stale_or_incomplete(tmp_path):
+    paths = _clips(tmp_path / "wav", 4)
+    base = str(tmp_path / "cache_x")
+    AudioCache(paths, cache_path=base)
+    # another file list: rebuilt for it
+    assert len(AudioCache(paths[:3], cache_path=base)) == 3
+    # samples cut short (a full disk, a killed copy): rebuilt
+    with open(base + ".int16", "r+b") as f:
+        f.truncate(100)
+    c = AudioCache(paths[:3], cache_path=base)
+    assert c.length(2) == 800 + 74 and os.path.getsize(base + ".int16") == 2 * sum(c.length(i) for i in range(3))
+    # an index that is not an npz at all: rebuilt, not a crash
+    with open(base + ".index.npz", "wb") as f:
+        f.write(b"garbage")
+    assert AudioCache(paths[:3], cache_path=base).length(0) == 800
+
+
+def test_cache_converts_the_old_in_memory_npz_without_decoding(tmp_path):
+    from speaker_core.data import cache_key
+    paths = _clips(tmp_path / "wav", 3)
+    ref = AudioCache(paths)
+    np.savez(tmp_path / "cache_train.npz", data=ref._data, off=ref._off, key=np.array(cache_key(paths)))
+    for p in paths:
+        os.remove(p)
+    c = AudioCache(paths, cache_path=str(tmp_path / "cache_train.npz"))
+    assert isinstance(c._data, np.memmap) and all(np.array_equal(c.get_int16(i), ref.get_int16(i)) for i in range(3))
+
+
+def test_cache_decodes_in_parallel_in_manifest_order(tmp_path):
+    paths = _clips(tmp_path / "wav", 64)
+    one = AudioCache(paths, cache_path=str(tmp_path / "one"), workers=1)
+    two = AudioCache(paths, cache_path=str(tmp_path / "two"), workers=2)
+    assert np.array_equal(np.asarray(one._off), np.asarray(two._off))
+    assert np.array_equal(np.asarray(one._data), np.asarray(two._data))

@@ -170,8 +170,8 @@ def test_loader_workers_draw_different_crops():
         def __len__(self):
             return 1
 
-        def get(self, i):
-            return np.arange(16000 * 5, dtype=np.float32) / 1e5
+        def get_int16(self, i):
+            return (np.arange(16000 * 5) % 30000).astype(np.int16)   # distinct values, so crops differ
 
     rows = [{"audio_filepath": "x.wav", "label": "a", "corpus": "c"}]
     ds = TrainDataset(rows, OneClip(), seed=0)

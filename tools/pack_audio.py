@@ -2,7 +2,8 @@
 
 The train pool is 3.3 h of 16 kHz audio (376 MB as int16). A lent GPU machine takes at most 64 MiB of working
 tree, so the waves travel as Opus (about 30 kb/s, 43 MB), concatenated in a few chunks that decode in parallel.
-Unpacking writes ``<data>/<stem>.jsonl`` and ``<data>/cache_<stem>.npz`` exactly as ``speaker_core.data.AudioCache``
+Unpacking writes ``<data>/<stem>.jsonl`` and ``<data>/cache_<stem>.int16`` (+ ``.index.npz``) exactly as
+``speaker_core.data.AudioCache``
 would have built them from the original files, so ``python -m speaker_core train`` runs unchanged.
 
     python tools/pack_audio.py pack data/train.jsonl .pack          # here (needs the data cache or the audio)
@@ -33,7 +34,7 @@ def pack(manifest: str, out: str, chunks: int = 8, level: float = 0.9) -> None:
     rows = read_manifest(manifest)
     stem = os.path.splitext(os.path.basename(manifest))[0]
     cache = AudioCache([r["audio_filepath"] for r in rows],
-                       cache_path=os.path.join(os.path.dirname(manifest), f"cache_{stem}.npz"))
+                       cache_path=os.path.join(os.path.dirname(manifest), f"cache_{stem}"))
     off = cache._off
     # chunk boundaries on clip boundaries, about equal in samples
     targets = np.linspace(0, off[-1], chunks + 1)
@@ -42,8 +43,7 @@ def pack(manifest: str, out: str, chunks: int = 8, level: float = 0.9) -> None:
     for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         sf.write(os.path.join(out, f"audio_{c:02d}.ogg"), cache._data[off[a]:off[b]], SR,
                  format="OGG", subtype="OPUS", compression_level=level)
-    key = __import__("hashlib").sha1("\n".join(cache.paths).encode()).hexdigest()[:16]
-    np.savez(os.path.join(out, "index.npz"), off=off, bounds=np.array(bounds), key=np.array(key),
+    np.savez(os.path.join(out, "index.npz"), off=off, bounds=np.array(bounds), key=np.array(cache.key),
              stem=np.array(stem))
     shutil.copy(manifest, os.path.join(out, f"{stem}.jsonl"))
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
@@ -66,10 +66,10 @@ def unpack(src: str, data: str) -> None:
     for (a, b), x in zip(zip(bounds[:-1], bounds[1:]), parts):
         if len(x) != off[b] - off[a]:
             raise SystemExit(f"chunk {a}-{b}: decoded {len(x)} samples, expected {off[b] - off[a]}")
-    os.makedirs(data, exist_ok=True)
-    np.savez(os.path.join(data, f"cache_{stem}.npz"), data=np.concatenate(parts), off=off, key=np.array(key))
+    from speaker_core.data import write_cache
+    write_cache(os.path.join(data, f"cache_{stem}"), parts, key, off)
     shutil.copy(os.path.join(src, f"{stem}.jsonl"), os.path.join(data, f"{stem}.jsonl"))
-    print(f"unpacked {len(off) - 1} clips, {off[-1] / SR / 3600:.2f} h into {data}/cache_{stem}.npz")
+    print(f"unpacked {len(off) - 1} clips, {off[-1] / SR / 3600:.2f} h into {data}/cache_{stem}.int16")
 
 
 def slim(last: str, dst: str) -> None:

@@ -1,6 +1,6 @@
 """Precompute resemblyzer teacher embeddings, one per manifest row (whole utterance, clean).
 
-    python tools/prepare_teacher.py --manifest data/train.jsonl --out data/teacher.npy [--cache data/cache_train.npz]
+    python tools/prepare_teacher.py --manifest data/train.jsonl --out data/teacher.npy [--cache data/cache_train]
 
 Dev-only: needs resemblyzer (see speaker_core/teacher.py).
 """
@@ -21,7 +21,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--manifest", default="data/train.jsonl")
     ap.add_argument("--out", default="data/teacher.npy")
-    ap.add_argument("--cache", default=None, help="optional AudioCache .npz (speeds up decoding)")
+    ap.add_argument("--cache", default=None, help="optional AudioCache path (data/cache_train: reuses the training cache)")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)

@@ -110,9 +110,43 @@ def summarize(rows: Sequence[dict]) -> Dict[str, dict]:
     return dict(sorted(out.items()))
 
 
+def _duration(path: str) -> Optional[float]:
+    import soundfile as sf
+    try:
+        info = sf.info(path)
+        return info.frames / info.samplerate if info.frames > 0 and info.samplerate > 0 else None
+    except Exception:   # libsndfile raises several types for foreign or broken files
+        return None
+
+
+def manifest_from_folder(root: str, threads: int = 16) -> Tuple[List[dict], List[str]]:
+    """Manifest rows for a folder laid out as ``<corpus>/<speaker>/.../<clip>`` (VoxCeleb:
+    ``voxceleb1/id10001/1zcIwhmdeo4/00001.wav``; the layout ``evaluate`` reads too). Durations come from the
+    file headers. Returns the rows and the files that could not be opened, which are left out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .evaluate import items_from_folder
+    items = items_from_folder(root)
+    with ThreadPoolExecutor(threads) as ex:   # header reads wait on the disk, not the CPU
+        durations = list(ex.map(_duration, [it["path"] for it in items]))
+    rows = [{"audio_filepath": os.path.abspath(it["path"]), "duration": round(d, 3), "label": it["speaker"],
+             "corpus": it["set"]} for it, d in zip(items, durations) if d is not None]
+    return rows, [it["path"] for it, d in zip(items, durations) if d is None]
+
+
 def prepare(data_dir: str, out_dir: str, dev_fraction: float = 0.1, seed: int = 0) -> dict:
+    """Speaker-disjoint train/dev manifests from ``<data_dir>/manifest.jsonl`` or, without one, from the
+    folder layout of ``manifest_from_folder``."""
     data_dir = os.path.abspath(data_dir)
-    rows = read_manifest(os.path.join(data_dir, "manifest.jsonl"), base_dir=data_dir)
+    skipped: List[str] = []
+    if os.path.exists(os.path.join(data_dir, "manifest.jsonl")):
+        rows = read_manifest(os.path.join(data_dir, "manifest.jsonl"), base_dir=data_dir)
+    else:
+        rows, skipped = manifest_from_folder(data_dir)
+        if not rows:
+            raise SystemExit(f"{data_dir} has no manifest.jsonl and no readable audio laid out as "
+                             "<corpus>/<speaker>/.../<clip> (WAV, FLAC, OGG or MP3)"
+                             + (f"; {len(skipped)} files could not be opened" if skipped else ""))
     train_spk, dev_spk = split_speakers(labels_by_corpus(rows), dev_fraction, seed)
     dev_set = set(dev_spk)
     train_rows = [r for r in rows if r["label"] not in dev_set]
@@ -123,7 +157,7 @@ def prepare(data_dir: str, out_dir: str, dev_fraction: float = 0.1, seed: int = 
     summary = {
         "source": data_dir, "dev_fraction": dev_fraction, "seed": seed,
         "train": summarize(train_rows), "dev": summarize(dev_rows),
-        "dev_speakers": dev_spk,
+        "dev_speakers": dev_spk, "skipped_files": skipped,
     }
     with open(os.path.join(out_dir, "split.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -133,7 +167,8 @@ def prepare(data_dir: str, out_dir: str, dev_fraction: float = 0.1, seed: int = 
 def main_prepare(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="speaker_core prepare",
                                  description="Write speaker-disjoint train/dev manifests.")
-    ap.add_argument("--data", default="../shared/data/speech", help="pool folder with manifest.jsonl")
+    ap.add_argument("--data", default="../shared/data/speech",
+                    help="folder with manifest.jsonl, or with audio as <corpus>/<speaker>/.../<clip>")
     ap.add_argument("--out", default="data", help="output folder")
     ap.add_argument("--dev-fraction", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
@@ -144,6 +179,9 @@ def main_prepare(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{part}: {tot['speakers']} speakers, {tot['files']} files, {tot['minutes']:.1f} min")
         for c, v in s[part].items():
             print(f"  {c:32s} {v['speakers']:4d} spk {v['files']:5d} files {v['minutes']:7.1f} min")
+    if s["skipped_files"]:
+        print(f"left out {len(s['skipped_files'])} files that could not be opened as audio (m4a/AAC: convert to "
+              f"WAV or FLAC first), e.g. {s['skipped_files'][0]}; all are listed in {a.out}/split.json")
     print(f"wrote {os.path.join(a.out, 'train.jsonl')} and {os.path.join(a.out, 'dev.jsonl')}")
     return 0
 

@@ -161,3 +161,35 @@ def test_cache_decodes_in_parallel_in_manifest_order(tmp_path):
     two = AudioCache(paths, cache_path=str(tmp_path / "two"), workers=2)
     assert np.array_equal(np.asarray(one._off), np.asarray(two._off))
     assert np.array_equal(np.asarray(one._data), np.asarray(two._data))
+
+
+def test_prepare_from_a_folder_of_speakers(tmp_path, capsys):
+    """No manifest: <corpus>/<speaker>/<session>/<clip>, as VoxCeleb is laid out. Broken files are left out and named."""
+    import soundfile as sf
+    from speaker_core.data import main_prepare
+    root = tmp_path / "pool"
+    for c in range(12):
+        for s in range(2):
+            d = root / "vox" / f"id{c:05d}" / f"video{s}"
+            d.mkdir(parents=True)
+            sf.write(d / "00001.wav", np.zeros(8000 + 160 * c, np.float32), 16000)
+    (root / "vox" / "id00000" / "video0" / "notes.txt").write_text("not audio")     # ignored: not an audio name
+    (root / "vox" / "id00001" / "video0" / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    (root / "vox" / "id00002" / "video1" / "empty.flac").write_bytes(b"")
+    assert main_prepare(["--data", str(root), "--out", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "left out 2 files" in out
+    tr, dv = read_manifest(str(tmp_path / "d" / "train.jsonl")), read_manifest(str(tmp_path / "d" / "dev.jsonl"))
+    assert len(tr) + len(dv) == 24 and len({r["label"] for r in dv}) == 1          # 10 % of 12 speakers
+    assert not {r["label"] for r in tr} & {r["label"] for r in dv}
+    r = next(r for r in tr + dv if r["label"] == "vox/id00003")
+    assert r["corpus"] == "vox" and r["duration"] == round((8000 + 480) / 16000, 3) and os.path.isabs(r["audio_filepath"])
+    summary = json.load(open(tmp_path / "d" / "split.json"))
+    assert sorted(os.path.basename(p) for p in summary["skipped_files"]) == ["broken.wav", "empty.flac"]
+
+
+def test_prepare_says_what_it_needs(tmp_path):
+    import pytest
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no manifest.jsonl and no readable audio"):
+        prepare(str(tmp_path / "empty"), str(tmp_path / "d"))

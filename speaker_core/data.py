@@ -204,7 +204,11 @@ def cache_key(paths: Sequence[str]) -> str:
 
 
 def _wave_int16(path: str) -> np.ndarray:
-    return np.clip(np.round(load_wave(path) * 32767.0), -32768, 32767).astype(np.int16)
+    try:
+        x = load_wave(path)
+    except Exception as e:   # the reader names only the file; 00001.wav is not enough in a VoxCeleb tree
+        raise RuntimeError(f"{path}: {e} (remove it from the manifest, or run prepare again)") from None
+    return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
 
 
 def _decoded(paths: Sequence[str], workers: int, verbose: bool) -> Iterable[np.ndarray]:
@@ -230,11 +234,15 @@ def write_cache(base: str, pieces: Iterable[np.ndarray], key: str, off: Optional
     os.makedirs(os.path.dirname(os.path.abspath(base)) or ".", exist_ok=True)
     tmp = f"{base}.int16.tmp{os.getpid()}"
     sizes = [0]
-    with open(tmp, "wb") as f:
-        for x in pieces:
-            x = np.ascontiguousarray(x, dtype=np.int16)
-            f.write(x.tobytes())
-            sizes.append(len(x))
+    try:
+        with open(tmp, "wb") as f:
+            for x in pieces:
+                x = np.ascontiguousarray(x, dtype=np.int16)
+                f.write(x.tobytes())
+                sizes.append(len(x))
+    except BaseException:
+        os.remove(tmp)
+        raise
     total = np.cumsum(sizes, dtype=np.int64)
     off = total if off is None else np.asarray(off, dtype=np.int64)
     if int(off[-1]) != int(total[-1]):

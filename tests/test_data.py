@@ -193,3 +193,14 @@ def test_prepare_says_what_it_needs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no manifest.jsonl and no readable audio"):
         prepare(str(tmp_path / "empty"), str(tmp_path / "d"))
+
+
+def test_cache_names_the_full_path_of_a_broken_file(tmp_path):
+    import pytest
+    paths = _clips(tmp_path / "spk1" / "video", 2)
+    bad = tmp_path / "spk2" / "video" / "0.wav"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(RuntimeError, match=f"{bad}.*run prepare again"):
+        AudioCache(paths + [str(bad)], cache_path=str(tmp_path / "c"))
+    assert not list(tmp_path.glob("c.*"))      # nothing half-written is left behind

@@ -215,11 +215,14 @@ def _decoded(paths: Sequence[str], workers: int, verbose: bool) -> Iterable[np.n
     """int16 waves in manifest order, decoded in ``workers`` processes when there are many files."""
     if workers > 1 and len(paths) >= 64:
         from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(workers) as ex:
+        ex = ProcessPoolExecutor(workers)
+        try:
             for i, x in enumerate(ex.map(_wave_int16, paths, chunksize=16)):
                 if verbose and i % 2000 == 0:
                     print(f"decoded {i}/{len(paths)} files", flush=True)
                 yield x
+        finally:
+            ex.shutdown(cancel_futures=True)   # a broken file stops the build now, not after all the others
         return
     for p in paths:
         yield _wave_int16(p)

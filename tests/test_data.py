@@ -204,3 +204,13 @@ def test_cache_names_the_full_path_of_a_broken_file(tmp_path):
     with pytest.raises(RuntimeError, match=f"{bad}.*run prepare again"):
         AudioCache(paths + [str(bad)], cache_path=str(tmp_path / "c"))
     assert not list(tmp_path.glob("c.*"))      # nothing half-written is left behind
+
+
+def test_parallel_cache_build_stops_at_a_broken_file(tmp_path):
+    import pytest
+    paths = _clips(tmp_path / "wav", 64)
+    bad = tmp_path / "wav" / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(RuntimeError, match="bad.wav"):
+        AudioCache([str(bad)] + paths, cache_path=str(tmp_path / "c"), workers=2)
+    assert not list(tmp_path.glob("c.*"))

@@ -29,7 +29,7 @@ python3 tools/pack_audio.py unpack .pack data || exit 1
 # fail fast: three steps of the real thing before the long runs
 pre="configs/ecapa-m.yaml --set"
 [ "${SET:-first}" = kd ] && pre="$pre augment.mode=batch teacher.path=data/teacher.npy teacher.weight=2.0"
-[ "${SET:-first}" = soup ] && pre="configs/ecapa-small.yaml --set init=checkpoints/ecapa-small.pt teacher.weight=2.0"
+[ "${SET:-first}" = soup ] && pre="configs/ecapa-small.yaml --set init=${INIT:-checkpoints/ecapa-small.pt} teacher.weight=2.0"
 [ "${PREFLIGHT:-1}" = 0 ] || python3 -m speaker_core train $pre out=runs/preflight data.dev=null epochs=1 \
   max_steps_per_epoch=3 data.num_workers=2 || exit 1
 
@@ -46,12 +46,13 @@ elif [ "${SET}" = kd ]; then            # session 4: MIN=8; distillation A/B twi
   RUNS[ecapa-small-bat]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-bat out=runs/ecapa-small-bat init=checkpoints/ecapa-small.pt $restart"
   RUNS[ecapa-m-kd]="configs/ecapa-m.yaml --set $blind $b name=ecapa-m-kd out=runs/ecapa-m-kd teacher.path=data/teacher.npy teacher.weight=2.0"
   RUNS[ecapa-m-bat]="configs/ecapa-m.yaml --set $blind $b name=ecapa-m-bat out=runs/ecapa-m-bat"
-elif [ "${SET}" = soup ]; then          # session 6: MIN=7
+elif [ "${SET}" = soup ]; then          # session 6: MIN=7 (then INIT was stage 3, the shipped file of that time)
+  # SEEDS, INIT (an ecapa-small checkpoint; carry it if untracked) and SNM=0 (no speakernet-m run) vary the call
   b="data.num_workers=3 threads=1 $restart"
-  for seed in 11 12 13; do
-    RUNS[ecapa-small-g$seed]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-g$seed out=runs/ecapa-small-g$seed init=checkpoints/ecapa-small.pt seed=$seed teacher.weight=2.0"
+  for seed in ${SEEDS:-11 12 13}; do
+    RUNS[ecapa-small-g$seed]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-g$seed out=runs/ecapa-small-g$seed init=${INIT:-checkpoints/ecapa-small.pt} seed=$seed teacher.weight=2.0"
   done
-  RUNS[speakernet-m-g11]="configs/speakernet-m.yaml --set $blind $b name=speakernet-m-g11 out=runs/speakernet-m-g11 init=checkpoints/speakernet-m.pt seed=11"
+  [ "${SNM:-1}" = 0 ] || RUNS[speakernet-m-g11]="configs/speakernet-m.yaml --set $blind $b name=speakernet-m-g11 out=runs/speakernet-m-g11 init=checkpoints/speakernet-m.pt seed=11"
 else                                   # session 3, second call: SET=restarts MIN=3 (carry runs/ecapa-small-gpu/export.pt)
   RUNS[ecapa-small-gpu2]="configs/ecapa-small.yaml --set $blind name=ecapa-small-gpu2 out=runs/ecapa-small-gpu2 init=runs/ecapa-small-gpu/export.pt data.num_workers=7 $restart"
   RUNS[speakernet-m-gpu]="configs/speakernet-m.yaml --set $blind name=speakernet-m-gpu out=runs/speakernet-m-gpu init=checkpoints/speakernet-m.pt data.num_workers=7 $restart"

@@ -6,7 +6,8 @@ waveform augmentation (speaker_core.augment) plus the model's own dither/SpecAug
 distillation as an auxiliary loss (speaker_core.teacher). Every epoch rank 0 measures the dev EER (whole-file
 embeddings, trials within each corpus; per corpus and pooled), keeps ``best.pt`` by pooled dev EER and
 ``last.pt`` (model, optimizer, scheduler, epoch, RNG states) for ``--resume``, and exports the best model
-(fp16, no classifier head, recipe/data/dev-EER/calibration metadata) to ``export`` when it improves.
+(fp16, no classifier head, recipe/data/dev-EER/calibration metadata) to ``export`` (default
+``<out>/export.pt``) when it improves.
 
 Optimizer: AdamW rather than NeMo's SGD. NeMo's SGD recipes run 200-250 epochs on thousands of speakers;
 here we have ~20 CPU epochs, and AdamW's per-parameter step sizes converge much faster in a short schedule
@@ -108,6 +109,12 @@ def dist_setup():
 
 def is_main(rank: int) -> bool:
     return rank == 0
+
+
+def export_path(cfg: dict) -> str:
+    """Where the model-only copy goes: ``export=`` or ``<out>/export.pt``. Never a shipped file by default:
+    a run once overwrote checkpoints/ecapa-small.pt that way. Shipping is an explicit copy after calibrate."""
+    return cfg.get("export") or os.path.join(cfg["out"], "export.pt")
 
 
 def open_cache(rows, cache_dir: Optional[str], manifest: str, rank: int = 0, world: int = 1) -> AudioCache:
@@ -604,8 +611,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
                             "created": time.strftime("%Y-%m-%d %H:%M:%S")}
                     from .checkpoint import save_checkpoint
                     save_checkpoint(best_path, model, labels=labels, meta=meta)
-                    if cfg.get("export"):
-                        export_model(model, cfg["export"], meta)
+                    export_model(model, export_path(cfg), meta)
                     rec["best"] = True
             history.append(rec)
             print("EPOCH " + json.dumps(rec), flush=True)
@@ -680,7 +686,7 @@ def export_from_run(cfg: dict, which: str = "last", out_path: Optional[str] = No
             "calibration": calibration_from_scores(pt, pn, res["pooled"]["eer_threshold"], res["pooled"]["eer"] / 100.0),
             "trained_epochs": epochs_done, "exported_from": which,
             "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-    dst = out_path or cfg["export"]
+    dst = out_path or export_path(cfg)
     export_model(model, dst, meta)
     print(f"exported {dst} ({os.path.getsize(dst) / 1e6:.2f} MB) from {which}", flush=True)
     return meta

@@ -205,3 +205,13 @@ def test_batch_augmentation_mode_trains(tmp_path, monkeypatch):
                                                                "augment.p_noise": 1.0}))
     h = res["history"][0]
     assert h["steps"] == 2 and np.isfinite(h["train_loss"]) and len(calls) == 2 and calls[0][0] == 4
+
+
+def test_training_never_writes_a_shipped_checkpoint_by_default():
+    """Session 6: two runs started without export= overwrote checkpoints/ecapa-small.pt through the config's
+    default. Now a run exports into its own folder unless told otherwise."""
+    from speaker_core.train import export_path
+    for name in ("ecapa-small", "speakernet-m", "ecapa-m"):
+        cfg = load_config(f"configs/{name}.yaml", ["out=runs/x"])
+        assert export_path(cfg) == os.path.join("runs/x", "export.pt")
+    assert export_path(load_config("configs/ecapa-small.yaml", ["out=runs/x", "export=elsewhere.pt"])) == "elsewhere.pt"

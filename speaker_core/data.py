@@ -198,6 +198,10 @@ def load_wave(path: str) -> np.ndarray:
     return np.ascontiguousarray(to_mono_16k(data, sr), dtype=np.float32)
 
 
+def int16_to_float(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) / 32768.0
+
+
 def cache_key(paths: Sequence[str]) -> str:
     """What a cache is valid for: its exact list of files, in order."""
     return hashlib.sha1("\n".join(paths).encode()).hexdigest()[:16]
@@ -323,9 +327,9 @@ class AudioCache:
     def length(self, i: int) -> int:
         return int(self._off[i + 1] - self._off[i])
 
-    def get(self, i: int) -> np.ndarray:
-        """float32 wave in [-1, 1]."""
-        return self.get_int16(i).astype(np.float32) / 32768.0
+    def get(self, i: int, max_samples: Optional[int] = None) -> np.ndarray:
+        """float32 wave in [-1, 1]; only its first ``max_samples`` are read and converted."""
+        return int16_to_float(self.get_int16(i)[:max_samples])
 
     def get_int16(self, i: int) -> np.ndarray:
         return self._data[self._off[i]:self._off[i + 1]]
@@ -449,7 +453,7 @@ class TrainDataset(torch.utils.data.Dataset):
         else:
             i, n = int(item), self.default_crop
         x = random_crop(self.cache.get_int16(i), n, self._rng)   # crop before converting: clips can be long
-        w = torch.from_numpy(x.astype(np.float32) / 32768.0)
+        w = torch.from_numpy(int16_to_float(x))
         if self.augment is not None:
             w = self.augment(w, self._rng)
         return w, self.targets[i], i

@@ -203,7 +203,7 @@ def head_from_prototypes(model, cache: AudioCache, rows, labels, device, max_sec
     sums = torch.zeros(len(labels), dec.emb_dim)
     n = int(max_seconds * 16000)
     for start in range(0, len(use), chunk):
-        waves = [cache.get_int16(i)[:n].astype(np.float32) / 32768.0 for i in use[start:start + chunk]]
+        waves = [cache.get(i, max_samples=n) for i in use[start:start + chunk]]
         emb = torch.from_numpy(embed_waves(model, waves, device=device)).float()     # (b, D)
         h = F.normalize(dec.classifier_input(emb), dim=1)
         sums.index_add_(0, y[start:start + len(waves)], h)
@@ -661,9 +661,7 @@ def export_from_run(cfg: dict, which: str = "last", out_path: Optional[str] = No
         model.load_state_dict(wstate)
         epochs_done = st["epoch"] + 1
     model.eval()
-    stem = lambda p: os.path.splitext(os.path.basename(p))[0]
-    cache_dir = dc.get("cache_dir")
-    dcache = open_cache(dev_rows, cache_dir, dc["dev"])
+    dcache = open_cache(dev_rows, dc.get("cache_dir"), dc["dev"])
     vc = cfg["val"]
     dev = DevSet(dev_rows, dcache, vc.get("split_single", 4.0), vc.get("max_nontarget", 20000), cfg["seed"])
     res, scores = dev.run(model, torch.device("cpu"), vc.get("batch_size", 16))

@@ -15,6 +15,20 @@ from speaker_core import api
 from speaker_core import app_logic as al
 from speaker_core.app_logic import Query, Settings, Studio
 
+
+def _untrained(arch: str = "ecapa-small", seed: int = 0):
+    """A randomly initialised model with a fixed seed, for tests that need checkpoints but no trained weights."""
+    import torch
+
+    from speaker_core.model import SpeakerModel, preset
+    torch.manual_seed(seed)
+    return SpeakerModel(preset(arch)).eval()
+
+
+def _save(path, meta=None, net=None, arch: str = "ecapa-small", seed: int = 0) -> None:
+    from speaker_core.checkpoint import save_checkpoint
+    save_checkpoint(path, net if net is not None else _untrained(arch, seed), labels=[], meta=meta or {})
+
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT / "assets" / "examples"
 REF = ROOT / "assets" / "reference"
@@ -56,19 +70,12 @@ def make_checkpoint_dir(tmp_path_factory) -> Path:
         return Path(os.environ["SPEAKER_TEST_CHECKPOINTS"])
     if TRAINED:
         return ROOT / "checkpoints"
-    import torch
-
-    from speaker_core.checkpoint import save_checkpoint
-    from speaker_core.model import SpeakerModel, preset
-
     d = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
     rng = np.random.default_rng(0)
     cal = {"threshold": 0.35, "eer": 0.05,
            "target_scores": [float(x) for x in rng.normal(0.6, 0.1, 200)],
            "nontarget_scores": [float(x) for x in rng.normal(0.1, 0.1, 500)]}
-    save_checkpoint(d / f"{DEFAULT}.pt", SpeakerModel(preset(DEFAULT)).eval(),
-                    labels=[], meta={"calibration": cal})
+    _save(d / f"{DEFAULT}.pt", {"calibration": cal}, arch=DEFAULT)
     return d
 
 
@@ -407,15 +414,8 @@ def test_voice_map(studio):
 
 
 def test_two_models_never_mix_in_one_gallery(tmp_path):
-    import torch
-
-    from speaker_core.checkpoint import save_checkpoint
-    from speaker_core.model import SpeakerModel, preset
-
-    torch.manual_seed(0)
     for name in ("speakernet-m", "ecapa-small"):
-        save_checkpoint(tmp_path / f"{name}.pt", SpeakerModel(preset(name)).eval(), labels=[],
-                        meta={})
+        _save(tmp_path / f"{name}.pt", arch=name)
     s = Studio(Settings(checkpoint_dir=tmp_path, gallery_path=al.SESSION))
     assert s.model_choices() == ["ecapa-small", "speakernet-m"]
     assert s.default_model() == api.DEFAULT_MODEL == "ecapa-small"
@@ -439,21 +439,12 @@ def test_two_models_never_mix_in_one_gallery(tmp_path):
 
 def test_gallery_of_a_replaced_checkpoint_asks_to_enroll_again(tmp_path):
     """A shipped checkpoint updated with new weights: its old voiceprints cannot be scored, and nothing is lost."""
-    import torch
-
-    from speaker_core.checkpoint import save_checkpoint
-    from speaker_core.model import SpeakerModel, preset
-
-    def ship(seed):
-        torch.manual_seed(seed)
-        save_checkpoint(tmp_path / "ecapa-small.pt", SpeakerModel(preset("ecapa-small")).eval(), labels=[], meta={})
-
-    ship(0)
+    _save(tmp_path / "ecapa-small.pt", seed=0)
     db = tmp_path / "gallery.db"
     s = Studio(Settings(checkpoint_dir=tmp_path, gallery_path=db))
     s.enroll("Ann", [ex("so0049_a.wav")], None, False, None, None)
     old_id = s.models.model_id(None)
-    ship(1)                                   # the next release: same name, other weights
+    _save(tmp_path / "ecapa-small.pt", seed=1)   # the next release: same name, other weights
     s = Studio(Settings(checkpoint_dir=tmp_path, gallery_path=db))
     assert s.models.model_id(None) != old_id
     for call in (lambda: s.enroll("Bob", [ex("so0049_b.wav")], None, False, None, None),
@@ -465,14 +456,7 @@ def test_gallery_of_a_replaced_checkpoint_asks_to_enroll_again(tmp_path):
 
 def test_model_card_threshold_line_per_scale(tmp_path):
     """A cosine-calibrated checkpoint shows its calibrated threshold and no 'default threshold' line."""
-    import torch
-
-    from speaker_core.checkpoint import save_checkpoint
-    from speaker_core.model import SpeakerModel, preset
-
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "cos.pt", SpeakerModel(preset("ecapa-small")).eval(), labels=[],
-                    meta={"calibration": {"threshold": 0.123, "eer": 0.1}})
+    _save(tmp_path / "cos.pt", {"calibration": {"threshold": 0.123, "eer": 0.1}})
     card = al.model_card_markdown(api.load_model(tmp_path / "cos.pt"), "cos@x")
     assert "| calibrated threshold | 0.123 (cosine score" in card
     assert "no calibration" not in card and "score normalisation" not in card
@@ -480,42 +464,30 @@ def test_model_card_threshold_line_per_scale(tmp_path):
 
 def test_model_card_epochs_label_for_warm_restarts(tmp_path):
     """trained_epochs counts only the last stage of a warm-started checkpoint, and the card says so."""
-    import torch
-
-    from speaker_core.checkpoint import save_checkpoint
-    from speaker_core.model import SpeakerModel, preset
-
-    torch.manual_seed(0)
-    net = SpeakerModel(preset("ecapa-small")).eval()
-    save_checkpoint(tmp_path / "warm.pt", net, labels=[], meta={"trained_epochs": 66, "recipe": {"init": "a.pt"}})
-    save_checkpoint(tmp_path / "cold.pt", net, labels=[], meta={"trained_epochs": 17, "recipe": {"init": None}})
+    net = _untrained()
+    _save(tmp_path / "warm.pt", {"trained_epochs": 66, "recipe": {"init": "a.pt"}}, net)
+    _save(tmp_path / "cold.pt", {"trained_epochs": 17, "recipe": {"init": None}}, net)
     warm = al.model_card_markdown(api.load_model(tmp_path / "warm.pt"), "w@x")
     cold = al.model_card_markdown(api.load_model(tmp_path / "cold.pt"), "c@x")
     assert "| trained epochs (last warm-restart stage) | 66 |" in warm
     assert "| trained epochs | 17 |" in cold
     # a weight average: the stored epochs are one ingredient's, so the card lists the ingredients instead
-    save_checkpoint(tmp_path / "soup.pt", net, labels=[],
-                    meta={"trained_epochs": 66, "averaged_from": ["s3/a.pt", "<b>/x.pt"], "source": "export.pt"})
+    _save(tmp_path / "soup.pt", {"trained_epochs": 66, "averaged_from": ["s3/a.pt", "<b>/x.pt"], "source": "export.pt"},
+          net)
     soup = al.model_card_markdown(api.load_model(tmp_path / "soup.pt"), "s@x")
     assert "uniform weight average of 2 checkpoints: s3/a.pt, &lt;b&gt;/x.pt |" in soup
     assert "trained epochs" not in soup and "| file |" not in soup
 
 
 def test_model_card_shows_dev_eer_intervals_and_survives_malformed_ones(tmp_path):
-    import torch
-
-    from speaker_core.checkpoint import save_checkpoint
-    from speaker_core.model import SpeakerModel, preset
-
-    torch.manual_seed(0)
-    net = SpeakerModel(preset("ecapa-small")).eval()
+    net = _untrained()
     dev = {"per_corpus": {"a": 10.0, "<b>": 20.0}, "pooled": 15.0, "mean_over_corpora": 15.0}
     metas = {"ci": {"dev_eer": {**dev, "ci95": {"a": [8.0, 12.5], "pooled": [11.0, 19.0], "method": "boot"}}},
              "bad": {"dev_eer": {**dev, "ci95": {"a": "x", "<b>": [1], "pooled": [None, 2]}}},
              "none": {"dev_eer": dev}}
     cards = {}
     for name, meta in metas.items():
-        save_checkpoint(tmp_path / f"{name}.pt", net, labels=[], meta=meta)
+        _save(tmp_path / f"{name}.pt", meta, net)
         cards[name] = al.model_card_markdown(api.load_model(tmp_path / f"{name}.pt"), f"{name}@x")
     assert "| a | 10.00 % | 8.0–12.5 % |" in cards["ci"] and "| pooled | 15.00 % | 11.0–19.0 % |" in cards["ci"]
     assert "| &lt;b&gt; | 20.00 % |  |" in cards["ci"] and "resamples speakers (boot)" in cards["ci"]
@@ -526,24 +498,17 @@ def test_model_card_shows_dev_eer_intervals_and_survives_malformed_ones(tmp_path
 def test_recalibrated_checkpoint_keeps_its_gallery(tmp_path):
     """Model ids hash what embeddings depend on: re-calibrating the same weights keeps the voiceprints, new
     weights or a new embedding window do not. Galleries saved under the old whole-file id are adopted."""
-    import torch
-
-    from speaker_core.checkpoint import save_checkpoint
-    from speaker_core.model import SpeakerModel, preset
-
-    torch.manual_seed(0)
-    net = SpeakerModel(preset("ecapa-small")).eval()
+    net = _untrained()
     ids = {}
     for tag, meta in (("a", {"calibration": {"threshold": 0.3}}), ("b", {"calibration": {"threshold": 0.5}}),
                       ("win", {"embedding": {"window": 2.0, "hop": 1.0}})):
         d = tmp_path / tag
         d.mkdir()
-        save_checkpoint(d / "ecapa-small.pt", net, labels=[], meta=meta)
+        _save(d / "ecapa-small.pt", meta, net)
         ids[tag] = Studio(Settings(checkpoint_dir=d, gallery_path=al.SESSION)).models.model_id("ecapa-small")
-    torch.manual_seed(1)
     d = tmp_path / "other"
     d.mkdir()
-    save_checkpoint(d / "ecapa-small.pt", SpeakerModel(preset("ecapa-small")).eval(), labels=[], meta={})
+    _save(d / "ecapa-small.pt", seed=1)
     ids["other"] = Studio(Settings(checkpoint_dir=d, gallery_path=al.SESSION)).models.model_id("ecapa-small")
     assert ids["a"] == ids["b"] and len({ids["a"], ids["win"], ids["other"]}) == 3
 

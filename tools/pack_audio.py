@@ -3,8 +3,8 @@
 The train pool is 3.3 h of 16 kHz audio (376 MB as int16). A lent GPU machine takes at most 64 MiB of working
 tree, so the waves travel as Opus (about 30 kb/s, 43 MB), concatenated in a few chunks that decode in parallel.
 Unpacking writes ``<data>/<stem>.jsonl`` and ``<data>/cache_<stem>.int16`` (+ ``.index.npz``) exactly as
-``speaker_core.data.AudioCache``
-would have built them from the original files, so ``python -m speaker_core train`` runs unchanged.
+``speaker_core.data.AudioCache`` would have built them from the original files, so ``python -m speaker_core train``
+runs unchanged.
 
     python tools/pack_audio.py pack data/train.jsonl .pack          # here (needs the data cache or the audio)
     python tools/pack_audio.py unpack .pack data                     # there (needs soundfile)

@@ -141,7 +141,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                 v_decision = gr.HTML(empty_html("Add two clips and press Verify."),
                                      label="decision", elem_id="verify-decision", render=False)
                 v_plot = gr.Plot(label="Score against the calibration distributions",
-                                 format="png", show_label=False, render=False)
+                                 format="png", show_label=False, render=False, visible=False,
+                                 elem_id="verify-plot")
                 v_facts = gr.HTML(label="clip_quality", elem_id="verify-facts", render=False)
                 v_json = gr.JSON(label="Result", render=False)
                 if examples:
@@ -193,7 +194,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                                  elem_id="identify-btn")
                         i_decision = gr.HTML(empty_html("Enroll speakers, then add a clip and press Identify."),
                                              label="decision", elem_id="identify-decision")
-                        i_plot = gr.Plot(label="Top matches", format="png", show_label=False)
+                        i_plot = gr.Plot(label="Top matches", format="png", show_label=False, visible=False,
+                                         elem_id="identify-plot")
                         with gr.Accordion("Identification result as JSON", open=False):
                             i_json = gr.JSON(label="Result")
 
@@ -265,6 +267,10 @@ def build_demo(studio: Studio) -> gr.Blocks:
         v_threshold.change(studio.redecide, [v_json, v_threshold],
                            [v_json, v_decision, v_plot, v_facts], api_visibility="private",
                            show_progress="hidden", trigger_mode="always_last")
+
+        for result, plot in ((v_json, v_plot), (i_json, i_plot)):
+            result.change(studio.result_plot_visibility, result, plot, api_visibility="private",
+                          show_progress="hidden")
 
         enroll_btn.click(studio.enroll, [e_name, e_clips, e_record, e_add, model_dd, gallery_state],
                          [e_json, g_table, e_status, gallery_state], api_name="enroll",

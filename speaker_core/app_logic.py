@@ -572,6 +572,11 @@ class Studio:
         return (t, t, self.model_card(model_name), None,
                 empty_html(f"Model changed to {model_name}: press Verify again."), None, "")
 
+    @staticmethod
+    def result_plot_visibility(result) -> dict:
+        """Show a result plot only beside a result: an empty chart frame took a phone's screen height."""
+        return gr.update(visible=isinstance(result, dict) and "score" in result)
+
     # -- verify --------------------------------------------------------------------------
     @user_errors
     def verify(self, audio_a, audio_b, model_name: str | None = None, threshold: float | None = None):

@@ -150,6 +150,9 @@ def test_models_listed_and_cached(studio):
     out = studio.on_model_change(DEFAULT)
     assert out[0] == out[1] and out[0]["value"] == t and (out[0]["minimum"], out[0]["maximum"]) == (lo, hi)
     assert out[3] is None and "press Verify again" in out[4]
+    # the result plot shows only beside a result (the cleared one hides it)
+    assert studio.result_plot_visibility(out[3])["visible"] is False
+    assert studio.result_plot_visibility({"score": 1.0})["visible"] is True
     for bad in ["../../etc/passwd", "nope", DEFAULT + ".pt/../x"]:
         with pytest.raises(gr.Error, match="Unknown model"):
             studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"), bad, 0.5)

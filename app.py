@@ -173,7 +173,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                         e_name = gr.Textbox(label="Name", placeholder="e.g. Ada Lovelace",
                                             elem_id="enroll-name")
                         e_clips = gr.File(label="Clips (upload one or several)",
-                                          file_count="multiple", file_types=["audio"],
+                                          file_count="multiple",
+                                          file_types=["audio", ".m4a", ".webm", ".opus", ".mp4"],
                                           elem_id="enroll-clips")
                         e_record = gr.Audio(label="…and/or record one", elem_id="enroll-record",
                                             **mic_first)

@@ -62,8 +62,19 @@ class Clip:
     sample_rate: int = SAMPLE_RATE
 
 
-def read_file(path) -> tuple[np.ndarray, int]:
-    """Read any soundfile-supported file (WAV, FLAC, OGG, MP3) as float32 (N, C) plus its rate."""
+def read_file(path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 (N, C) plus its rate; only the first ``max_seconds`` when given."""
+    data, sr, _ = read_head(path, max_seconds)
+    return data, sr
+
+
+def read_head(path, max_seconds: float | None = None) -> tuple[np.ndarray, int, float]:
+    """Decode at most the first ``max_seconds`` of a file: (float32 (N, C), rate, whole file's seconds).
+
+    WAV, FLAC, OGG/Opus and MP3 go through libsndfile. Anything else it cannot open (phone recordings in
+    M4A/AAC, WebM, MP4 video) goes through PyAV's bundled FFmpeg, already downmixed to mono 16 kHz. The
+    bound matters for compressed uploads: 20 MB of MP3 can hold 1.5 hours, gigabytes once decoded.
+    """
     p = Path(os.fspath(path))
     if not p.exists():
         raise AudioFileError(f"Audio file not found: {p.name}")
@@ -75,12 +86,53 @@ def read_file(path) -> tuple[np.ndarray, int]:
     if size > MAX_FILE_BYTES:
         raise AudioFileError(f"The file {p.name} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB.")
     try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(p)) as f:
+            sr, total = int(f.samplerate), int(f.frames)
+            n = total if max_seconds is None else min(total, int(np.ceil(max_seconds * sr)))
+            data = f.read(frames=n, dtype="float32", always_2d=True)
+        return data, sr, total / sr
     except Exception as e:  # libsndfile raises several types for corrupt or foreign data
-        raise AudioFileError(
-            f"Could not decode {p.name} as audio (WAV, FLAC, OGG or MP3 expected): {(str(e) or type(e).__name__).splitlines()[0][:200]}"
-        ) from None
-    return data, int(sr)
+        first = (str(e) or type(e).__name__).splitlines()[0].replace(str(p), p.name)[:200]
+    try:
+        return _read_with_av(p, max_seconds)
+    except AudioError:
+        raise
+    except Exception:  # PyAV missing, or FFmpeg cannot make sense of it either
+        raise AudioFileError(f"Could not decode {p.name} as audio (WAV, FLAC, OGG, MP3, M4A or WebM "
+                             f"expected): {first}") from None
+
+
+def _read_with_av(p: Path, max_seconds: float | None) -> tuple[np.ndarray, int, float]:
+    import av  # optional at import time: only formats libsndfile cannot read need it
+
+    with av.open(str(p), mode="r", metadata_errors="ignore") as box:
+        if not box.streams.audio:
+            raise AudioFileError(f"Could not decode {p.name} as audio: it has no audio track.")
+        stream = box.streams.audio[0]
+        # keep the channels: FFmpeg's own stereo-to-mono mix adds 3 dB, and to_mono_16k averages them
+        to16k = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+        limit = None if max_seconds is None else int(np.ceil(max_seconds * SAMPLE_RATE))
+        chunks, got = [], 0
+        for frame in box.decode(stream):
+            frame.pts = None  # the resampler re-times; odd container timestamps must not stop it
+            for out in to16k.resample(frame):
+                chunks.append(out.to_ndarray())                   # (C, n)
+                got += chunks[-1].shape[1]
+            if limit is not None and got >= limit:
+                break
+        else:
+            for out in to16k.resample(None):   # flush
+                chunks.append(out.to_ndarray())
+        wave = np.concatenate(chunks, axis=1).T if chunks else np.zeros((0, 1), np.float32)   # (N, C)
+        if stream.duration is not None and stream.time_base is not None:
+            total = float(stream.duration * stream.time_base)
+        elif box.duration is not None:
+            total = box.duration / 1e6
+        else:
+            total = len(wave) / SAMPLE_RATE
+    if limit is not None:
+        wave = wave[:limit]
+    return np.ascontiguousarray(wave, dtype=np.float32), SAMPLE_RATE, max(total, len(wave) / SAMPLE_RATE)
 
 
 def to_mono_16k(data, sample_rate: int) -> np.ndarray:
@@ -168,8 +220,9 @@ def load_clip(source, sample_rate: int | None = None, max_seconds: float | None 
         raise AudioFileError("No audio was given.")
     if isinstance(source, Clip):
         return source
+    total = None
     if isinstance(source, (str, os.PathLike)):
-        data, sr = read_file(source)
+        data, sr, total = read_head(source, max_seconds)
     elif isinstance(source, tuple) and len(source) == 2:
         data, sr = source
         if isinstance(data, (int, np.integer)) and not isinstance(sr, (int, np.integer)):
@@ -181,7 +234,7 @@ def load_clip(source, sample_rate: int | None = None, max_seconds: float | None 
     if isinstance(data, torch.Tensor):
         data = data.detach().cpu().numpy()
     wave = to_mono_16k(data, sr)
-    orig = wave.size / SAMPLE_RATE
+    orig = max(wave.size / SAMPLE_RATE, total or 0.0)
     truncated = max_seconds is not None and orig > max_seconds
     if truncated:
         wave = wave[: int(max_seconds * SAMPLE_RATE)]

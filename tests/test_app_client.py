@@ -90,6 +90,19 @@ def test_verify_contract(client):
         assert r["same_speaker"] is same and r["threshold"] == t
 
 
+def test_verify_accepts_a_phone_recording(client, tmp_path):
+    # an M4A (AAC) voice memo, as phones save them: same speaker and clip as the WAV, so it scores as a match
+    from test_audio import _encode
+    from speaker_core.audio import load_clip
+
+    memo = tmp_path / "memo.m4a"
+    _encode(load_clip(EX / "so0049_b.wav").wave, 16000, memo, "aac", "mp4", 44100, "stereo")
+    wav = client.predict(f("so0049_a.wav"), f("so0049_b.wav"), api_name="/verify")[0]
+    m4a = client.predict(f("so0049_a.wav"), handle_file(str(memo)), api_name="/verify")[0]
+    assert m4a["clips"][1]["duration_s"] == pytest.approx(wav["clips"][1]["duration_s"], abs=0.1)
+    assert m4a["score"] == pytest.approx(wav["score"], abs=0.5)
+
+
 @needs_trained
 def test_verify_decides_real_pairs(client):
     same = client.predict(f("fa08bd_a.wav"), f("fa08bd_b.wav"), api_name="/verify")[0]

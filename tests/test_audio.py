@@ -102,3 +102,74 @@ def test_clip_facts_and_truncation(tone):
     assert 0.3 < c.speech_fraction < 0.8
     c2 = load_clip(np.concatenate([tone, np.ones(1600, np.float32)]), sample_rate=16000)
     assert c2.clipped_fraction > 0.04
+
+
+EXAMPLE = __import__("pathlib").Path(__file__).resolve().parent.parent / "assets" / "examples" / "so0049_a.wav"
+
+
+def _encode(wave, sr, path, codec, container, rate, layout):
+    """Write ``wave`` with PyAV's FFmpeg encoders (how phones and browsers store recordings)."""
+    import av
+
+    with av.open(str(path), "w", format=container) as box:
+        st = box.add_stream(codec, rate=rate, layout=layout)
+        chans = 2 if layout == "stereo" else 1
+        frame = av.AudioFrame.from_ndarray(np.repeat(wave[None, :], chans, 0).astype(np.float32),
+                                           format="fltp", layout=layout)
+        frame.sample_rate = sr
+        for f in av.AudioResampler(format=st.codec_context.format.name, layout=layout, rate=rate).resample(frame):
+            for pkt in st.encode(f):
+                box.mux(pkt)
+        for pkt in st.encode(None):
+            box.mux(pkt)
+
+
+@pytest.mark.parametrize("name,codec,container,rate,layout", [
+    ("voice-memo.m4a", "aac", "mp4", 44100, "stereo"),   # iPhone / Android recorder
+    ("browser.webm", "libopus", "webm", 48000, "mono"),    # MediaRecorder in Chrome
+])
+def test_phone_and_browser_formats_decode_like_the_wav(tmp_path, name, codec, container, rate, layout):
+    ref = load_clip(EXAMPLE)
+    path = tmp_path / name
+    _encode(ref.wave, 16000, path, codec, container, rate, layout)
+    clip = load_clip(path, max_seconds=30)
+    assert clip.sample_rate == 16000 and abs(clip.duration - ref.duration) < 0.1
+    # the same waveform up to codec loss and the encoder's start delay (at most ~50 ms), at the same level
+    n = 48000
+    corr = max(np.corrcoef(ref.wave[:n], clip.wave[lag:lag + n])[0, 1] for lag in range(0, 800, 4))
+    assert corr > 0.9
+    assert clip.wave.std() == pytest.approx(ref.wave.std(), rel=0.1)   # stereo averaged, not summed
+    head = load_clip(path, max_seconds=1.0)
+    assert head.truncated and head.duration == 1.0 and head.orig_duration == pytest.approx(ref.duration, abs=0.1)
+
+
+def test_video_without_audio_and_foreign_bytes(tmp_path):
+    import av
+
+    path = tmp_path / "screen.mp4"
+    with av.open(str(path), "w") as box:
+        st = box.add_stream("mpeg4", rate=10)
+        st.width, st.height, st.pix_fmt = 32, 32, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 40, np.uint8), format="rgb24")
+            for pkt in st.encode(frame):
+                box.mux(pkt)
+        for pkt in st.encode(None):
+            box.mux(pkt)
+    with pytest.raises(AudioFileError, match="no audio track"):
+        load_audio(path)
+    junk = tmp_path / "upload.m4a"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes())
+    with pytest.raises(AudioFileError, match="Could not decode upload.m4a") as e:
+        load_audio(junk)
+    assert str(tmp_path) not in str(e.value)   # no server paths in messages shown to users
+
+
+def test_long_files_decode_only_the_head(tmp_path, tone):
+    for fmt in ("wav", "mp3"):
+        p = tmp_path / f"long.{fmt}"
+        sf.write(p, np.tile(tone, 300), 16000)   # 10 minutes
+        data, sr, total = audio.read_head(p, max_seconds=2.0)
+        assert sr == 16000 and len(data) == 32000 and total == pytest.approx(600, abs=0.5)
+        clip = load_clip(p, max_seconds=2.0)
+        assert clip.truncated and clip.orig_duration == pytest.approx(600, abs=0.5)

@@ -102,6 +102,27 @@ def read_head(path, max_seconds: float | None = None) -> tuple[np.ndarray, int, 
                              f"expected): {first}") from None
 
 
+def file_duration(path) -> float | None:
+    """Seconds of audio from the file's header (nothing decoded), or None when it cannot be opened."""
+    try:
+        info = sf.info(str(path))
+        return info.frames / info.samplerate if info.frames > 0 and info.samplerate > 0 else None
+    except Exception:  # not a libsndfile format: ask FFmpeg (VoxCeleb2's M4A)
+        pass
+    try:
+        import av
+
+        with av.open(str(path), mode="r", metadata_errors="ignore") as box:
+            if not box.streams.audio:
+                return None
+            st = box.streams.audio[0]
+            if st.duration is not None and st.time_base is not None:
+                return float(st.duration * st.time_base) or None
+            return box.duration / 1e6 if box.duration else None
+    except Exception:
+        return None
+
+
 def _read_with_av(p: Path, max_seconds: float | None) -> tuple[np.ndarray, int, float]:
     import av  # optional at import time: only formats libsndfile cannot read need it
 

@@ -110,25 +110,17 @@ def summarize(rows: Sequence[dict]) -> Dict[str, dict]:
     return dict(sorted(out.items()))
 
 
-def _duration(path: str) -> Optional[float]:
-    import soundfile as sf
-    try:
-        info = sf.info(path)
-        return info.frames / info.samplerate if info.frames > 0 and info.samplerate > 0 else None
-    except Exception:   # libsndfile raises several types for foreign or broken files
-        return None
-
-
 def manifest_from_folder(root: str, threads: int = 16) -> Tuple[List[dict], List[str]]:
     """Manifest rows for a folder laid out as ``<corpus>/<speaker>/.../<clip>`` (VoxCeleb:
     ``voxceleb1/id10001/1zcIwhmdeo4/00001.wav``; the layout ``evaluate`` reads too). Durations come from the
     file headers. Returns the rows and the files that could not be opened, which are left out."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from .audio import file_duration
     from .evaluate import items_from_folder
     items = items_from_folder(root)
     with ThreadPoolExecutor(threads) as ex:   # header reads wait on the disk, not the CPU
-        durations = list(ex.map(_duration, [it["path"] for it in items]))
+        durations = list(ex.map(file_duration, [it["path"] for it in items]))
     rows = [{"audio_filepath": os.path.abspath(it["path"]), "duration": round(d, 3), "label": it["speaker"],
              "corpus": it["set"]} for it, d in zip(items, durations) if d is not None]
     return rows, [it["path"] for it, d in zip(items, durations) if d is None]
@@ -145,7 +137,7 @@ def prepare(data_dir: str, out_dir: str, dev_fraction: float = 0.1, seed: int = 
         rows, skipped = manifest_from_folder(data_dir)
         if not rows:
             raise SystemExit(f"{data_dir} has no manifest.jsonl and no readable audio laid out as "
-                             "<corpus>/<speaker>/.../<clip> (WAV, FLAC, OGG or MP3)"
+                             "<corpus>/<speaker>/.../<clip> (WAV, FLAC, OGG, MP3, M4A)"
                              + (f"; {len(skipped)} files could not be opened" if skipped else ""))
     train_spk, dev_spk = split_speakers(labels_by_corpus(rows), dev_fraction, seed)
     dev_set = set(dev_spk)

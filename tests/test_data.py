@@ -176,11 +176,16 @@ def test_prepare_from_a_folder_of_speakers(tmp_path, capsys):
     (root / "vox" / "id00000" / "video0" / "notes.txt").write_text("not audio")     # ignored: not an audio name
     (root / "vox" / "id00001" / "video0" / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
     (root / "vox" / "id00002" / "video1" / "empty.flac").write_bytes(b"")
+    from test_audio import _encode   # VoxCeleb2 ships AAC in .m4a: its duration comes from the container
+    _encode(np.full(24000, 0.1, np.float32), 16000, root / "vox" / "id00004" / "video1" / "00002.m4a", "aac", "mp4",
+            16000, "mono")
     assert main_prepare(["--data", str(root), "--out", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
     assert "left out 2 files" in out
     tr, dv = read_manifest(str(tmp_path / "d" / "train.jsonl")), read_manifest(str(tmp_path / "d" / "dev.jsonl"))
-    assert len(tr) + len(dv) == 24 and len({r["label"] for r in dv}) == 1          # 10 % of 12 speakers
+    assert len(tr) + len(dv) == 25 and len({r["label"] for r in dv}) == 1          # 10 % of 12 speakers
+    m4a = next(r for r in tr + dv if r["audio_filepath"].endswith(".m4a"))
+    assert abs(m4a["duration"] - 1.5) < 0.1
     assert not {r["label"] for r in tr} & {r["label"] for r in dv}
     r = next(r for r in tr + dv if r["label"] == "vox/id00003")
     assert r["corpus"] == "vox" and r["duration"] == round((8000 + 480) / 16000, 3) and os.path.isabs(r["audio_filepath"])

@@ -106,6 +106,25 @@ def speed_perturb(wave: torch.Tensor, factor: float, rng: Optional[np.random.Ran
     return fit_length(y, wave.shape[-1], rng)
 
 
+def quiet_edges(wave: torch.Tensor, rng: np.random.RandomState, edge_max: float = 0.35,
+                edge_db: Sequence[float] = (-75.0, -40.0)) -> torch.Tensor:
+    """The same length, with a random part of the speech between a quiet lead and tail (each up to
+    ``edge_max`` of the length) of coloured noise at ``edge_db`` dBFS: a recording's silence around the words.
+
+    >>> x = quiet_edges(torch.ones(1000), np.random.RandomState(0))
+    >>> x.shape, bool((x == 1).any()), bool(x.abs().max() <= 1)
+    (torch.Size([1000]), True, True)
+    """
+    n = wave.shape[-1]
+    lead, tail = (int(rng.uniform(0.0, edge_max) * n) for _ in range(2))
+    keep = n - lead - tail
+    if lead + tail == 0 or keep <= 0:
+        return wave
+    start = rng.randint(0, n - keep + 1)
+    quiet = colored_noise(lead + tail, rng, float(rng.choice([0.0, 1.0, 2.0]))) * 10 ** (rng.uniform(*edge_db) / 20)
+    return torch.cat([quiet[:lead], wave[start:start + keep], quiet[lead:]])
+
+
 def gain(wave: torch.Tensor, db: float) -> torch.Tensor:
     return wave * (10.0 ** (db / 20.0))
 
@@ -149,7 +168,12 @@ def reverb(wave: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
 # the training-time pipeline
 # --------------------------------------------------------------------------------------------
 class Augmenter:
-    """Random chain: speed -> reverb -> telephone -> noise -> gain, each with its own probability.
+    """Random chain: quiet edges -> speed -> reverb -> telephone -> noise -> gain, each with its own probability.
+
+    Quiet edges: a recording made in the app has silence before and after the words, which statistics pooling
+    averages in (1.5 s of -50 dBFS noise around each dev clip took the shipped model's mean EER from 9.85 % to
+    12.99 %). With ``p_edges`` a crop keeps only part of its speech, between a lead and a tail of up to
+    ``edge_max`` of its length each, filled with white, pink or brown noise at ``edge_db`` dBFS.
 
     ``babble_source(rng) -> np.ndarray`` returns a random other training utterance (float32, 16 kHz); without
     it babble is replaced by pink noise. Call as ``aug(wave, rng)``.
@@ -160,7 +184,9 @@ class Augmenter:
                  p_speed: float = 0.3, speeds: Sequence[float] = (0.95, 1.05),
                  p_gain: float = 0.5, gain_db: Sequence[float] = (-6.0, 6.0),
                  p_telephone: float = 0.15, p_reverb: float = 0.25, rt60: Sequence[float] = (0.15, 0.8),
+                 p_edges: float = 0.0, edge_max: float = 0.35, edge_db: Sequence[float] = (-75.0, -40.0),
                  babble_source: Optional[Callable[[np.random.RandomState], np.ndarray]] = None):
+        self.p_edges, self.edge_max, self.edge_db = p_edges, edge_max, tuple(edge_db)
         self.p_noise, self.snr_db, self.noise_kinds = p_noise, tuple(snr_db), tuple(noise_kinds)
         self.p_speed, self.speeds = p_speed, tuple(speeds)
         self.p_gain, self.gain_db = p_gain, tuple(gain_db)
@@ -184,6 +210,8 @@ class Augmenter:
     def __call__(self, wave: torch.Tensor, rng: np.random.RandomState) -> torch.Tensor:
         x = wave
         n = x.shape[-1]
+        if self.p_edges and rng.rand() < self.p_edges:
+            x = quiet_edges(x, rng, self.edge_max, self.edge_db)
         if rng.rand() < self.p_speed:
             x = speed_perturb(x, rng.uniform(*self.speeds), rng)
         if rng.rand() < self.p_reverb:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from speaker_core.augment import (Augmenter, BatchAugmenter, add_noise, babble_noise, colored_noise, gain, reverb,
-                                  speed_perturb, synthetic_rir, telephone)
+from speaker_core.augment import (Augmenter, BatchAugmenter, add_noise, babble_noise, colored_noise, gain,
+                                  quiet_edges, reverb, speed_perturb, synthetic_rir, telephone)
 
 N = 16000 * 2
 
@@ -126,3 +126,33 @@ def test_batch_telephone_matches_the_biquad_chain_in_magnitude():
     power = lambda z, lo, hi: float(torch.fft.rfft(z).abs()[:, (f > lo) & (f < hi)].pow(2).mean())
     for lo, hi in [(100, 250), (250, 500), (500, 1000), (1000, 3000), (3000, 4000), (4000, 6000)]:
         assert abs(power(ours, lo, hi) / power(ref, lo, hi) - 1.0) < 0.1, (lo, hi)
+
+
+def test_quiet_edges_put_a_piece_of_the_speech_between_quiet_noise():
+    x = 0.5 + 0.5 * torch.arange(N, dtype=torch.float32) / N      # every sample distinct and >= 0.5
+    seen_lead = seen_tail = 0
+    for seed in range(20):
+        y = quiet_edges(x, np.random.RandomState(seed), edge_max=0.35, edge_db=(-60.0, -60.0))
+        assert y.shape == x.shape
+        inside = torch.nonzero(y >= 0.1).squeeze(1)                 # the -60 dBFS noise stays far below 0.1
+        a, b = int(inside[0]), int(inside[-1]) + 1
+        piece = y[a:b]
+        k = int(torch.searchsorted(x, piece[0]))
+        assert torch.equal(piece, x[k:k + len(piece)])             # one contiguous piece of the input
+        assert 0.3 * N - 2 <= len(piece) <= N and len(inside) == len(piece)
+        edges = torch.cat([y[:a], y[b:]])
+        if len(edges) > 100:
+            db = 20 * math.log10(float(edges.pow(2).mean().sqrt()))
+            assert -61.5 < db < -58.5                               # at the requested level
+        seen_lead += a > 0
+        seen_tail += b < N
+    assert seen_lead > 10 and seen_tail > 10
+
+
+def test_augmenter_quiet_edges_only_when_asked():
+    x = _speech_like()
+    plain = Augmenter(p_noise=0, p_speed=0, p_gain=0, p_telephone=0, p_reverb=0)
+    assert torch.equal(plain(x, np.random.RandomState(0)), x)
+    edged = Augmenter(p_noise=0, p_speed=0, p_gain=0, p_telephone=0, p_reverb=0, p_edges=1.0)
+    y = edged(x, np.random.RandomState(0))
+    assert y.shape == x.shape and not torch.equal(y, x)

@@ -233,6 +233,20 @@ def embed_waves(model, waves: Sequence[np.ndarray], batch_size: int = 16, device
     return np.stack(out) if out else np.zeros((0, model.emb_dim), np.float32)
 
 
+def pad_edges(waves: Sequence[np.ndarray], seconds: float, db: Optional[float] = -50.0, seed: int = 0
+              ) -> List[np.ndarray]:
+    """Each wave between ``seconds`` of white noise at ``db`` dBFS (None or -inf: digital silence) before and
+    after: the silence around the words of a microphone recording, as a robustness condition.
+
+    >>> [len(w) for w in pad_edges([np.ones(100, np.float32)], 0.01)]
+    [420]
+    """
+    rng = np.random.RandomState(seed)
+    amp = 0.0 if db is None or not np.isfinite(db) else 10 ** (db / 20)
+    n = int(seconds * SR)
+    return [np.concatenate([rng.randn(n) * amp, w, rng.randn(n) * amp]).astype(np.float32) for w in waves]
+
+
 def load_item_waves(items: Sequence[dict], loader: Optional[Callable[[str], np.ndarray]] = None,
                     crop: Optional[float] = None) -> List[np.ndarray]:
     from .data import load_wave
@@ -377,6 +391,10 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--split-single", type=float, default=4.0,
                     help="split files of single-file speakers into halves if each half has >= SEC s (0: off)")
     ap.add_argument("--crop", type=float, default=None, help="embed only the first SEC seconds")
+    ap.add_argument("--pad-edges", type=float, default=None, metavar="SEC",
+                    help="put SEC seconds of quiet noise before and after each clip (a microphone recording's "
+                         "silence around the words); after --crop")
+    ap.add_argument("--pad-db", type=float, default=-50.0, help="level of that noise in dBFS (-inf: zeros)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
@@ -418,12 +436,14 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         waves = load_item_waves(items)
     if a.crop:
         waves = [w[:int(a.crop * SR)] for w in waves]
+    if a.pad_edges:
+        waves = pad_edges(waves, a.pad_edges, a.pad_db, a.seed)
     res, scores, _ = evaluate(model, items, trials, waves=waves, batch_size=a.batch_size, device=device,
                               progress=True, norm=norm, window=window)
     if a.bootstrap > 0:
         add_bootstrap(res, scores, items, trials, n_boot=a.bootstrap, seed=a.seed)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
-                "crop": a.crop, "window": window, "split_single": a.split_single, "max_nontarget": a.max_nontarget,
+                "crop": a.crop, "pad_edges": [a.pad_edges, a.pad_db] if a.pad_edges else None, "window": window, "split_single": a.split_single, "max_nontarget": a.max_nontarget,
                 "seed": a.seed, "seconds": round(time.time() - t0, 1),
                 "model_calibration_threshold": (model.meta.get("calibration") or {}).get("threshold")})
     out = a.out
@@ -431,7 +451,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         os.makedirs(os.path.join("runs", "eval"), exist_ok=True)
         stem = os.path.splitext(os.path.basename(a.checkpoint))[0]
         istem = os.path.splitext(os.path.basename(os.path.normpath(a.input)))[0]
-        out = os.path.join("runs", "eval", f"{stem}_{istem}" + (f"_crop{a.crop:g}" if a.crop else ""))
+        out = os.path.join("runs", "eval", f"{stem}_{istem}" + (f"_crop{a.crop:g}" if a.crop else "")
+                           + (f"_pad{a.pad_edges:g}at{a.pad_db:g}dB" if a.pad_edges else ""))
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
     with open(out + ".json", "w") as f:
         json.dump(res, f, indent=1)

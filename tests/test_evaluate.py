@@ -82,6 +82,8 @@ def test_evaluate_tiny_folder(tmp_path):
     assert main_evaluate([ck, root, "--out", out + "_b", "--threads", "1", "--bootstrap", "50"]) == 0
     lo, hi = json.load(open(out + "_b.json"))["pooled"]["eer_ci95"]
     assert 0.0 <= lo <= hi <= 100.0
+    assert main_evaluate([ck, root, "--out", out + "_p", "--threads", "1", "--pad-edges", "0.5"]) == 0
+    assert json.load(open(out + "_p.json"))["pad_edges"] == [0.5, -50.0]
     # a trials file with relative paths
     tf = os.path.join(root, "trials.txt")
     with open(tf, "w") as f:
@@ -150,3 +152,14 @@ def test_evaluate_refuses_a_checkpoint_without_its_cohort(tmp_path):
     with pytest.raises(CheckpointError, match="cohort"):
         main_evaluate([ck, root, "--out", str(tmp_path / "r"), "--threads", "1"])
     assert main_evaluate([ck, root, "--out", str(tmp_path / "r"), "--threads", "1", "--cosine"]) == 0
+
+
+def test_pad_edges_levels_and_lengths():
+    from speaker_core.evaluate import pad_edges
+    w = np.full(1600, 0.5, np.float32)
+    (a,) = pad_edges([w], 1.0, -50.0)
+    assert len(a) == 1600 + 2 * 16000 and np.array_equal(a[16000:17600], w)
+    edges = np.concatenate([a[:16000], a[17600:]])
+    assert abs(20 * np.log10(edges.std()) + 50.0) < 0.5
+    (z,) = pad_edges([w], 0.5, float("-inf"))
+    assert len(z) == 1600 + 16000 and not z[:8000].any() and not z[-8000:].any()

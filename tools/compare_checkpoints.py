@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speaker_core.api import window_of  # noqa: E402
 from speaker_core.checkpoint import load_checkpoint  # noqa: E402
 from speaker_core.evaluate import (SR, evaluate, items_from_manifest, items_with_trials,  # noqa: E402
-                                   speakers_by_set)
+                                   pad_edges, speakers_by_set)
 from speaker_core.scoring import bootstrap_eer, score_norm_of  # noqa: E402
 
 
@@ -42,6 +42,9 @@ def main(argv=None) -> int:
     ap.add_argument("candidate")
     ap.add_argument("--manifest", default="data/dev.jsonl")
     ap.add_argument("--crop", type=float, default=None, help="embed only the first SEC seconds of each clip")
+    ap.add_argument("--pad-edges", type=float, default=None, metavar="SEC",
+                    help="SEC seconds of quiet noise before and after each clip (as evaluate --pad-edges)")
+    ap.add_argument("--pad-db", type=float, default=-50.0, help="its level in dBFS (-inf: zeros)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -49,10 +52,13 @@ def main(argv=None) -> int:
     items, waves, trials = items_with_trials(items_from_manifest(a.manifest))
     if a.crop:
         waves = [w[: int(a.crop * SR)] for w in waves]
+    if a.pad_edges:
+        waves = pad_edges(waves, a.pad_edges, a.pad_db, a.seed)
     speakers = speakers_by_set(items, trials)
     pb, rb = replicates(a.base, items, waves, trials, speakers, a.bootstrap, a.seed)
     pc, rc = replicates(a.candidate, items, waves, trials, speakers, a.bootstrap, a.seed)
-    print(f"EER % on {a.manifest}{f' (first {a.crop:g} s)' if a.crop else ''}; "
+    print(f"EER % on {a.manifest}{f' (first {a.crop:g} s)' if a.crop else ''}"
+          f"{f' (between {a.pad_edges:g} s of {a.pad_db:g} dBFS noise)' if a.pad_edges else ''}; "
           f"{a.bootstrap} paired speaker-level bootstrap replicates")
     print(f"{'set':30s} {'base':>6s} {'cand':>6s} {'diff':>6s} {'95% CI of diff':>16s} {'P(cand better)':>15s}")
     for s in list(rb):

@@ -101,6 +101,11 @@ def test_verify_accepts_a_phone_recording(client, tmp_path):
     m4a = client.predict(f("so0049_a.wav"), handle_file(str(memo)), api_name="/verify")[0]
     assert m4a["clips"][1]["duration_s"] == pytest.approx(wav["clips"][1]["duration_s"], abs=0.1)
     assert m4a["score"] == pytest.approx(wav["score"], abs=0.5)
+    # and as enrollment clips, next to a browser's WebM/Opus recording
+    web = tmp_path / "browser.webm"
+    _encode(load_clip(EX / "so0049_a.wav").wave, 16000, web, "libopus", "webm", 48000, "mono")
+    res = client.predict("Memo", [handle_file(str(memo)), handle_file(str(web))], api_name="/enroll")[0]
+    assert res["speaker"] == "Memo" and res["clips"] == 2
 
 
 @needs_trained

@@ -252,7 +252,9 @@ class BatchAugmenter:
                  noise_kinds: Sequence[str] = ("white", "pink", "brown", "babble"),
                  p_speed: float = 0.3, speeds: Sequence[float] = (0.95, 1.05),
                  p_gain: float = 0.5, gain_db: Sequence[float] = (-6.0, 6.0),
-                 p_telephone: float = 0.15, p_reverb: float = 0.25, rt60: Sequence[float] = (0.15, 0.8)):
+                 p_telephone: float = 0.15, p_reverb: float = 0.25, rt60: Sequence[float] = (0.15, 0.8),
+                 p_edges: float = 0.0, edge_max: float = 0.35, edge_db: Sequence[float] = (-75.0, -40.0)):
+        self.p_edges, self.edge_max, self.edge_db = p_edges, edge_max, tuple(edge_db)
         self.p_noise, self.snr_db, self.noise_kinds = p_noise, tuple(snr_db), tuple(noise_kinds)
         self.p_speed, self.speeds = p_speed, tuple(speeds)
         self.p_gain, self.gain_db = p_gain, tuple(gain_db)
@@ -278,6 +280,22 @@ class BatchAugmenter:
         spec[:, 0] = 0.0
         x = torch.fft.irfft(spec, n=nfft, dim=-1)[:, :n]
         return x / x.pow(2).mean(-1, keepdim=True).clamp_min(1e-12).sqrt()
+
+    def quiet_edges(self, x: torch.Tensor, rows: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """``quiet_edges`` on the selected ``rows`` (B,) bool of ``x`` (B, N), by one gather."""
+        b, n = x.shape
+        dev = x.device
+        lead = (self._u(g, b, 0.0, self.edge_max, dev) * n).long() * rows                  # (B,)
+        tail = (self._u(g, b, 0.0, self.edge_max, dev) * n).long() * rows
+        keep = n - lead - tail
+        start = (torch.rand(b, generator=g, device=dev) * (n - keep + 1)).long().clamp_max(n - keep)
+        t = torch.arange(n, device=dev)[None, :]                                            # (1, N)
+        inside = (t >= lead[:, None]) & (t < (n - tail)[:, None])                          # (B, N)
+        src = (start[:, None] + t - lead[:, None]).clamp(0, n - 1)
+        exps = torch.randint(0, 3, (b,), generator=g, device=dev).float()                  # white, pink, brown
+        level = 10.0 ** (self._u(g, b, *self.edge_db, dev) / 20.0)
+        quiet = self.colored(b, n, exps, g) * level[:, None]
+        return torch.where(inside, x.gather(1, src), quiet)
 
     def babble(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """(B, N) unit-RMS sum of 3-6 other rows of the batch (each at unit RMS)."""
@@ -315,6 +333,8 @@ class BatchAugmenter:
         b, n = x.shape
         dev = x.device
         pick = lambda p: torch.rand(b, generator=g, device=dev) < p                      # (B,) bool
+        if self.p_edges > 0:
+            x = self.quiet_edges(x, pick(self.p_edges), g)
         if self.p_speed > 0 and float(torch.rand(1, generator=g, device=dev)) < self.p_speed:
             lo, hi = self.speeds
             factor = [lo, hi][int(torch.randint(0, 2, (1,), generator=g, device=dev))]

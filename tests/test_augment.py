@@ -156,3 +156,22 @@ def test_augmenter_quiet_edges_only_when_asked():
     edged = Augmenter(p_noise=0, p_speed=0, p_gain=0, p_telephone=0, p_reverb=0, p_edges=1.0)
     y = edged(x, np.random.RandomState(0))
     assert y.shape == x.shape and not torch.equal(y, x)
+
+
+def test_batch_quiet_edges_match_the_clip_version_in_kind():
+    x = (0.5 + 0.5 * torch.arange(N, dtype=torch.float32) / N).repeat(8, 1)             # (8, N), all >= 0.5
+    aug = BatchAugmenter(p_noise=0, p_speed=0, p_gain=0, p_telephone=0, p_reverb=0, p_edges=0.5,
+                         edge_db=(-60.0, -60.0))
+    y = aug(x, torch.Generator().manual_seed(0))
+    changed = 0
+    for row in y:
+        inside = torch.nonzero(row >= 0.1).squeeze(1)
+        a, b = int(inside[0]), int(inside[-1]) + 1
+        k = int(torch.searchsorted(x[0], row[a]))
+        assert torch.equal(row[a:b], x[0, k:k + b - a]) and len(inside) == b - a >= 0.3 * N - 2
+        changed += (b - a) < N
+        if b - a < N - 100:
+            quiet = torch.cat([row[:a], row[b:]])
+            # about the level: the noise is unit-RMS over the whole row, and brown noise wanders
+            assert -64.0 < 20 * math.log10(float(quiet.pow(2).mean().sqrt())) < -56.0
+    assert 1 <= changed <= 7

@@ -308,6 +308,17 @@ def rng_state() -> dict:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
+def load_run_state(path: str) -> dict:
+    """A run's ``last.pt`` without executing pickled code: tensors, plain containers and, as the only extra
+    types allowed, the arrays of numpy's RNG state."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:   # numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+    with torch.serialization.safe_globals([_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"])
     np.random.set_state(s["numpy"])
@@ -463,7 +474,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
     start_epoch, best_eer, history = 0, float("inf"), []
     last_path, best_path = os.path.join(out, "last.pt"), os.path.join(out, "best.pt")
     if resume and os.path.exists(last_path):
-        st = torch.load(last_path, map_location="cpu", weights_only=False)
+        st = load_run_state(last_path)
         wrapper.load_state_dict(st["wrapper"])
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
@@ -655,7 +666,7 @@ def export_from_run(cfg: dict, which: str = "last", out_path: Optional[str] = No
         model = load_checkpoint(os.path.join(cfg["out"], "best.pt"))
         epochs_done = model.meta.get("trained_epochs")
     else:
-        st = torch.load(os.path.join(cfg["out"], "last.pt"), map_location="cpu", weights_only=False)
+        st = load_run_state(os.path.join(cfg["out"], "last.pt"))
         model = build_model(cfg, len(labels))
         wstate = {k[len("model."):]: v for k, v in st["wrapper"].items() if k.startswith("model.")}
         model.load_state_dict(wstate)

@@ -215,3 +215,24 @@ def test_training_never_writes_a_shipped_checkpoint_by_default():
         cfg = load_config(f"configs/{name}.yaml", ["out=runs/x"])
         assert export_path(cfg) == os.path.join("runs/x", "export.pt")
     assert export_path(load_config("configs/ecapa-small.yaml", ["out=runs/x", "export=elsewhere.pt"])) == "elsewhere.pt"
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.mkdir, (self.target,))
+
+
+def test_run_state_never_executes_pickled_code(tmp_path):
+    import pickle
+
+    import pytest
+    import torch
+
+    from speaker_core.train import load_run_state
+    evil = _Evil()
+    evil.target = str(tmp_path / "pwned")
+    torch.save({"epoch": 3, "payload": evil}, tmp_path / "last.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        load_run_state(str(tmp_path / "last.pt"))
+    assert not (tmp_path / "pwned").exists()

@@ -247,6 +247,11 @@ def pad_edges(waves: Sequence[np.ndarray], seconds: float, db: Optional[float] =
     return [np.concatenate([rng.randn(n) * amp, w, rng.randn(n) * amp]).astype(np.float32) for w in waves]
 
 
+def pad_level(text: str) -> float:
+    """``--pad-db`` values: a number of dBFS, or "zeros" (digital silence)."""
+    return float("-inf") if text.strip().lower() in ("zeros", "-inf", "inf") else float(text)
+
+
 def load_item_waves(items: Sequence[dict], loader: Optional[Callable[[str], np.ndarray]] = None,
                     crop: Optional[float] = None) -> List[np.ndarray]:
     from .data import load_wave
@@ -394,7 +399,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--pad-edges", type=float, default=None, metavar="SEC",
                     help="put SEC seconds of quiet noise before and after each clip (a microphone recording's "
                          "silence around the words); after --crop")
-    ap.add_argument("--pad-db", type=float, default=-50.0, help="level of that noise in dBFS (-inf: zeros)")
+    ap.add_argument("--pad-db", type=pad_level, default=-50.0,
+                    help="level of that noise in dBFS, or 'zeros' for digital silence")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
@@ -443,7 +449,9 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     if a.bootstrap > 0:
         add_bootstrap(res, scores, items, trials, n_boot=a.bootstrap, seed=a.seed)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
-                "crop": a.crop, "pad_edges": [a.pad_edges, a.pad_db] if a.pad_edges else None, "window": window, "split_single": a.split_single, "max_nontarget": a.max_nontarget,
+                "crop": a.crop, "window": window,
+                "pad_edges": [a.pad_edges, a.pad_db if np.isfinite(a.pad_db) else "zeros"] if a.pad_edges else None,
+                "split_single": a.split_single, "max_nontarget": a.max_nontarget,
                 "seed": a.seed, "seconds": round(time.time() - t0, 1),
                 "model_calibration_threshold": (model.meta.get("calibration") or {}).get("threshold")})
     out = a.out
@@ -452,7 +460,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         stem = os.path.splitext(os.path.basename(a.checkpoint))[0]
         istem = os.path.splitext(os.path.basename(os.path.normpath(a.input)))[0]
         out = os.path.join("runs", "eval", f"{stem}_{istem}" + (f"_crop{a.crop:g}" if a.crop else "")
-                           + (f"_pad{a.pad_edges:g}at{a.pad_db:g}dB" if a.pad_edges else ""))
+                           + (f"_pad{a.pad_edges:g}at{a.pad_db:g}dB".replace("-infdB", "zeros") if a.pad_edges else ""))
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
     with open(out + ".json", "w") as f:
         json.dump(res, f, indent=1)

@@ -35,6 +35,13 @@ def test_average_is_the_elementwise_mean(tmp_path):
             assert torch.allclose(v, want, atol=1e-3), k
     meta = load_checkpoint(out).meta
     assert "calibration" not in meta and meta["averaged_from"] == [f"{tmp_path.name}/a.pt", f"{tmp_path.name}/b.pt"]
+    # an average of an average names what the inner one was made of
+    c, abc = tmp_path / "c.pt", tmp_path / "abc.pt"
+    _save(c, "ecapa-small", 2)
+    assert avg.main([str(abc), str(out), str(c)]) == 0
+    n = tmp_path.name
+    assert load_checkpoint(abc).meta["averaged_from"] == [
+        f"{n}/ab.pt (itself a uniform average of 2: {n}/a.pt, {n}/b.pt)", f"{n}/c.pt"]
 
 
 def test_average_refuses_different_architectures(tmp_path):

@@ -84,6 +84,8 @@ def test_evaluate_tiny_folder(tmp_path):
     assert 0.0 <= lo <= hi <= 100.0
     assert main_evaluate([ck, root, "--out", out + "_p", "--threads", "1", "--pad-edges", "0.5"]) == 0
     assert json.load(open(out + "_p.json"))["pad_edges"] == [0.5, -50.0]
+    assert main_evaluate([ck, root, "--out", out + "_z", "--threads", "1", "--pad-edges", "0.5", "--pad-db", "zeros"]) == 0
+    assert json.load(open(out + "_z.json"))["pad_edges"] == [0.5, "zeros"]
     # a trials file with relative paths
     tf = os.path.join(root, "trials.txt")
     with open(tf, "w") as f:

@@ -22,6 +22,14 @@ from speaker_core.model import config_to_dict  # noqa: E402
 STALE_META = ("calibration", "score_norm", "embedding", "dev_eer", "source", "created")
 
 
+def _label(path, model) -> str:
+    label = "/".join(Path(path).parts[-2:])
+    inner = model.meta.get("averaged_from")
+    if isinstance(inner, list) and inner:
+        label += f" (itself a uniform average of {len(inner)}: {', '.join(str(x) for x in inner)})"
+    return label
+
+
 def average(paths):
     models = [load_checkpoint(p) for p in paths]
     first = config_to_dict(models[0].config)
@@ -38,8 +46,9 @@ def average(paths):
     out = models[0]
     out.load_state_dict(avg)
     meta = {k: v for k, v in out.meta.items() if k not in STALE_META}
-    # "run/file": enough to tell runs/kd/export.pt from runs/bat/export.pt, without a home directory in the file
-    meta["averaged_from"] = ["/".join(Path(p).parts[-2:]) for p in paths]
+    # "run/file": enough to tell runs/kd/export.pt from runs/bat/export.pt, without a home directory in the file.
+    # An ingredient that is itself an average says so, or "checkpoints/ecapa-small.pt" would name nothing later.
+    meta["averaged_from"] = [_label(p, m) for p, m in zip(paths, models)]
     meta["created"] = time.strftime("%Y-%m-%d %H:%M:%S")
     out.meta = meta
     return out

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speaker_core.api import window_of  # noqa: E402
 from speaker_core.checkpoint import load_checkpoint  # noqa: E402
 from speaker_core.evaluate import (SR, evaluate, items_from_manifest, items_with_trials,  # noqa: E402
-                                   pad_edges, speakers_by_set)
+                                   pad_edges, pad_level, speakers_by_set)
 from speaker_core.scoring import bootstrap_eer, score_norm_of  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--crop", type=float, default=None, help="embed only the first SEC seconds of each clip")
     ap.add_argument("--pad-edges", type=float, default=None, metavar="SEC",
                     help="SEC seconds of quiet noise before and after each clip (as evaluate --pad-edges)")
-    ap.add_argument("--pad-db", type=float, default=-50.0, help="its level in dBFS (-inf: zeros)")
+    ap.add_argument("--pad-db", type=pad_level, default=-50.0, help="its level in dBFS, or 'zeros'")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)

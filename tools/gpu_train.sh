@@ -47,10 +47,11 @@ elif [ "${SET}" = kd ]; then            # session 4: MIN=8; distillation A/B twi
   RUNS[ecapa-m-kd]="configs/ecapa-m.yaml --set $blind $b name=ecapa-m-kd out=runs/ecapa-m-kd teacher.path=data/teacher.npy teacher.weight=2.0"
   RUNS[ecapa-m-bat]="configs/ecapa-m.yaml --set $blind $b name=ecapa-m-bat out=runs/ecapa-m-bat"
 elif [ "${SET}" = soup ]; then          # session 6: MIN=7 (then INIT was stage 3, the shipped file of that time)
-  # SEEDS, INIT (an ecapa-small checkpoint; carry it if untracked) and SNM=0 (no speakernet-m run) vary the call
+  # SEEDS, INIT (an ecapa-small checkpoint; carry it if untracked), SNM=0 (no speakernet-m run) and EDGES (the
+  # quiet-edge augmentation's probability; session 7 shipped a 0.3 CPU run) vary the call
   b="data.num_workers=3 threads=1 $restart"
   for seed in ${SEEDS:-11 12 13}; do
-    RUNS[ecapa-small-g$seed]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-g$seed out=runs/ecapa-small-g$seed init=${INIT:-checkpoints/ecapa-small.pt} seed=$seed teacher.weight=2.0"
+    RUNS[ecapa-small-g$seed]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-g$seed out=runs/ecapa-small-g$seed init=${INIT:-checkpoints/ecapa-small.pt} seed=$seed teacher.weight=2.0 augment.p_edges=${EDGES:-0.0}"
   done
   [ "${SNM:-1}" = 0 ] || RUNS[speakernet-m-g11]="configs/speakernet-m.yaml --set $blind $b name=speakernet-m-g11 out=runs/speakernet-m-g11 init=checkpoints/speakernet-m.pt seed=11"
 else                                   # session 3, second call: SET=restarts MIN=3 (carry runs/ecapa-small-gpu/export.pt)

@@ -72,8 +72,8 @@ def read_head(path, max_seconds: float | None = None) -> tuple[np.ndarray, int, 
     """Decode at most the first ``max_seconds`` of a file: (float32 (N, C), rate, whole file's seconds).
 
     WAV, FLAC, OGG/Opus and MP3 go through libsndfile. Anything else it cannot open (phone recordings in
-    M4A/AAC, WebM, MP4 video) goes through PyAV's bundled FFmpeg, already downmixed to mono 16 kHz. The
-    bound matters for compressed uploads: 20 MB of MP3 can hold 1.5 hours, gigabytes once decoded.
+    M4A/AAC, WebM, MP4 video) goes through PyAV's bundled FFmpeg, already resampled to 16 kHz (channels
+    kept). The bound matters for compressed uploads: 20 MB of MP3 can hold 1.5 hours, gigabytes once decoded.
     """
     p = Path(os.fspath(path))
     if not p.exists():

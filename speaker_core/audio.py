@@ -115,12 +115,16 @@ def file_duration(path) -> float | None:
         with av.open(str(path), mode="r", metadata_errors="ignore") as box:
             if not box.streams.audio:
                 return None
-            st = box.streams.audio[0]
-            if st.duration is not None and st.time_base is not None:
-                return float(st.duration * st.time_base) or None
-            return box.duration / 1e6 if box.duration else None
+            return _av_seconds(box, box.streams.audio[0]) or None
     except Exception:
         return None
+
+
+def _av_seconds(box, stream) -> float:
+    """A container's audio length from its headers (0.0 when it does not say)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return box.duration / 1e6 if box.duration else 0.0
 
 
 def _read_with_av(p: Path, max_seconds: float | None) -> tuple[np.ndarray, int, float]:
@@ -145,12 +149,7 @@ def _read_with_av(p: Path, max_seconds: float | None) -> tuple[np.ndarray, int, 
             for out in to16k.resample(None):   # flush
                 chunks.append(out.to_ndarray())
         wave = np.concatenate(chunks, axis=1).T if chunks else np.zeros((0, 1), np.float32)   # (N, C)
-        if stream.duration is not None and stream.time_base is not None:
-            total = float(stream.duration * stream.time_base)
-        elif box.duration is not None:
-            total = box.duration / 1e6
-        else:
-            total = len(wave) / SAMPLE_RATE
+        total = _av_seconds(box, stream)
     if limit is not None:
         wave = wave[:limit]
     return np.ascontiguousarray(wave, dtype=np.float32), SAMPLE_RATE, max(total, len(wave) / SAMPLE_RATE)

@@ -442,15 +442,17 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         waves = load_item_waves(items)
     if a.crop:
         waves = [w[:int(a.crop * SR)] for w in waves]
+    pad_label = None
     if a.pad_edges:
         waves = pad_edges(waves, a.pad_edges, a.pad_db, a.seed)
+        pad_label = f"{a.pad_db:g}dB" if np.isfinite(a.pad_db) else "zeros"
     res, scores, _ = evaluate(model, items, trials, waves=waves, batch_size=a.batch_size, device=device,
                               progress=True, norm=norm, window=window)
     if a.bootstrap > 0:
         add_bootstrap(res, scores, items, trials, n_boot=a.bootstrap, seed=a.seed)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
                 "crop": a.crop, "window": window,
-                "pad_edges": [a.pad_edges, a.pad_db if np.isfinite(a.pad_db) else "zeros"] if a.pad_edges else None,
+                "pad_edges": [a.pad_edges, a.pad_db if np.isfinite(a.pad_db) else "zeros"] if pad_label else None,
                 "split_single": a.split_single, "max_nontarget": a.max_nontarget,
                 "seed": a.seed, "seconds": round(time.time() - t0, 1),
                 "model_calibration_threshold": (model.meta.get("calibration") or {}).get("threshold")})
@@ -460,7 +462,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         stem = os.path.splitext(os.path.basename(a.checkpoint))[0]
         istem = os.path.splitext(os.path.basename(os.path.normpath(a.input)))[0]
         out = os.path.join("runs", "eval", f"{stem}_{istem}" + (f"_crop{a.crop:g}" if a.crop else "")
-                           + (f"_pad{a.pad_edges:g}at{a.pad_db:g}dB".replace("-infdB", "zeros") if a.pad_edges else ""))
+                           + (f"_pad{a.pad_edges:g}at{pad_label}" if pad_label else ""))
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
     with open(out + ".json", "w") as f:
         json.dump(res, f, indent=1)

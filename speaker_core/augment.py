@@ -171,7 +171,7 @@ class Augmenter:
     """Random chain: quiet edges -> speed -> reverb -> telephone -> noise -> gain, each with its own probability.
 
     Quiet edges: a recording made in the app has silence before and after the words, which statistics pooling
-    averages in (1.5 s of -50 dBFS noise around each dev clip took the shipped model's mean EER from 9.85 % to
+    averages in (1.5 s of -50 dBFS noise around each dev clip took the session-6 model's mean EER from 9.85 % to
     12.99 %). With ``p_edges`` a crop keeps only part of its speech, between a lead and a tail of up to
     ``edge_max`` of its length each, filled with white, pink or brown noise at ``edge_db`` dBFS.
 

@@ -42,6 +42,17 @@ def test_average_is_the_elementwise_mean(tmp_path):
     n = tmp_path.name
     assert load_checkpoint(abc).meta["averaged_from"] == [
         f"{n}/ab.pt (itself a uniform average of 2: {n}/a.pt, {n}/b.pt)", f"{n}/c.pt"]
+    assert load_checkpoint(abc).meta["name"] == "x"                  # the first input's name, unless --name
+
+
+def test_average_takes_a_name(tmp_path):
+    a, b, out = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "ab.pt"
+    _save(a, "ecapa-small", 0)
+    _save(b, "ecapa-small", 1)
+    assert avg.main([str(out), str(a), "--name", "ecapa-small", str(b)]) == 0
+    assert load_checkpoint(out).meta["name"] == "ecapa-small"
+    assert load_checkpoint(out).meta["averaged_from"] == [f"{tmp_path.name}/a.pt", f"{tmp_path.name}/b.pt"]
+    assert avg.main([str(out), str(a), str(b), "--name"]) == 2
 
 
 def test_average_refuses_different_architectures(tmp_path):

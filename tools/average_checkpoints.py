@@ -4,7 +4,10 @@ Useful for fine-tuning runs that started from the same checkpoint: their weights
 is a model too. BatchNorm running statistics are averaged like any other tensor; integer counters come from the
 first input. The output has no calibration: run `python -m speaker_core calibrate` on it.
 
-    python tools/average_checkpoints.py OUT.pt A.pt B.pt [C.pt ...]
+    python tools/average_checkpoints.py OUT.pt A.pt B.pt [C.pt ...] [--name ecapa-small]
+
+`--name` sets the output's model name; without it the first input's name is kept (a run's name, such as
+"ecapa-small-g51", when the inputs are runs).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ def _label(path, model) -> str:
     return label
 
 
-def average(paths):
+def average(paths, name=None):
     models = [load_checkpoint(p) for p in paths]
     first = config_to_dict(models[0].config)
     for p, m in zip(paths[1:], models[1:]):
@@ -50,17 +53,27 @@ def average(paths):
     # An ingredient that is itself an average says so, or "checkpoints/ecapa-small.pt" would name nothing later.
     meta["averaged_from"] = [_label(p, m) for p, m in zip(paths, models)]
     meta["created"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    if name:
+        meta["name"] = name
     out.meta = meta
     return out
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = None
+    if "--name" in argv:
+        i = argv.index("--name")
+        name = argv[i + 1] if i + 1 < len(argv) else ""
+        del argv[i:i + 2]
+        if not name:
+            print("--name needs a value", file=sys.stderr)
+            return 2
     if len(argv) < 3:
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
         return 2
     out, paths = argv[0], argv[1:]
-    model = average(paths)
+    model = average(paths, name)
     save_checkpoint(out, model, labels=[], half=True, drop_head=True)
     print(f"wrote {out}: mean of {len(paths)} checkpoints")
     return 0

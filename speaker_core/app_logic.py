@@ -55,6 +55,10 @@ NO_SPEECH_FRACTION = 0.05   # under 5 % active frames and...
 FAINT_DBFS = -40.0          # ...loudest 25 ms frame under -40 dBFS: near-silence, refuse it
 QUIET_DBFS = -35.0          # loudest 25 ms frame below this: warn "very quiet"
 CLIPPED_FRACTION = 0.001    # 0.1 % of samples at full scale: warn "clipped"
+# Silence around the words shifts scores. On dev (session 8), 1.5 s of quiet noise before and after one clip of
+# each pair dropped same-speaker scores so far that 40 % fell below the threshold (12 % without it). Dev clips
+# carry 0.3-1.2 s of it (median per corpus); Common Voice clips up to 6 s.
+EDGE_SILENCE_SECONDS = 2.0  # silence before + after the words: warn "trim it"
 MAX_UPLOAD_MB = 20
 MAX_ENROLL_CLIPS = 20
 TOP_K = 5
@@ -296,6 +300,10 @@ def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS) -> list[str]:
         w.append(f"very quiet (loudest part {peak:.0f} dBFS): record closer to the microphone")
     if clip.clipped_fraction >= CLIPPED_FRACTION:
         w.append(f"clipped ({clip.clipped_fraction:.1%} of samples at full scale): record with lower input gain")
+    lead, tail = clip.edge_silence
+    if lead + tail >= EDGE_SILENCE_SECONDS:
+        w.append(f"{lead:.1f} s of silence before the words and {tail:.1f} s after: silence shifts the score, "
+                 "so trim it, or start speaking right after pressing record")
     return w
 
 
@@ -307,6 +315,7 @@ def clip_facts(clip: Clip, label: str, max_seconds: float = MAX_SECONDS) -> dict
         "sample_rate": int(clip.orig_sample_rate),
         "speech_fraction": round(clip.speech_fraction, 3),
         "clipped_fraction": round(clip.clipped_fraction, 4),
+        "silence_before_after_s": [round(x, 2) for x in clip.edge_silence],
         "truncated": bool(clip.truncated),
         "warnings": clip_warnings(clip, max_seconds),
     }

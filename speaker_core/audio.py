@@ -59,6 +59,7 @@ class Clip:
     truncated: bool
     speech_fraction: float    # share of 25 ms frames an energy detector calls active
     clipped_fraction: float   # share of samples at or above 0.999 full scale
+    edge_silence: tuple[float, float] = (0.0, 0.0)   # seconds before the first and after the last active frame
     sample_rate: int = SAMPLE_RATE
 
 
@@ -194,11 +195,34 @@ def frame_db(wave: np.ndarray, frame: int = 400, hop: int = 160) -> np.ndarray:
     return 20 * np.log10(rms + 1e-10)
 
 
-def speech_fraction(wave: np.ndarray) -> float:
-    """Share of frames clearly above the clip's own noise floor: a cheap energy VAD, not a speech model."""
+def active_frames(wave: np.ndarray) -> np.ndarray:
+    """25 ms frames (10 ms hop) clearly above the clip's own noise floor: a cheap energy VAD, not a speech model."""
     db = frame_db(wave)
     floor = np.percentile(db, 10)
-    return float(np.mean(db > max(floor + 8.0, SILENCE_DBFS + 5.0)))
+    return db > max(floor + 8.0, SILENCE_DBFS + 5.0)
+
+
+def speech_fraction(wave: np.ndarray) -> float:
+    """Share of frames that ``active_frames`` calls active."""
+    return float(np.mean(active_frames(wave)))
+
+
+def edge_silence(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[float, float]:
+    """Seconds before the first and after the last active frame (the silence around the words).
+
+    >>> t = np.arange(16000) / 16000
+    >>> w = np.concatenate([np.zeros(16000), 0.3 * np.sin(2 * np.pi * 200 * t), np.zeros(8000)]).astype(np.float32)
+    >>> [round(x, 1) for x in edge_silence(w)]
+    [1.0, 0.5]
+    """
+    act = active_frames(wave)
+    idx = np.flatnonzero(act)
+    if idx.size == 0:
+        return wave.size / sample_rate, 0.0
+    hop, frame = sample_rate // 100, int(0.025 * sample_rate)
+    lead = float(idx[0] * hop / sample_rate)
+    tail = float(max(0.0, (wave.size - (idx[-1] * hop + frame)) / sample_rate))
+    return lead, tail
 
 
 def validate(wave: np.ndarray, min_duration: float = MIN_DURATION) -> None:
@@ -267,4 +291,5 @@ def load_clip(source, sample_rate: int | None = None, max_seconds: float | None 
         truncated=bool(truncated),
         speech_fraction=speech_fraction(wave),
         clipped_fraction=float(np.mean(np.abs(wave) >= 0.999)),
+        edge_silence=edge_silence(wave),
     )

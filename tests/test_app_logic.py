@@ -528,3 +528,15 @@ def test_recalibrated_checkpoint_keeps_its_gallery(tmp_path):
     state.clear()
     s.import_gallery(old_export, True, "ecapa-small", state)
     assert state.model()[0] == new and len(state) == 1
+
+
+def test_silence_around_the_words_is_flagged():
+    wave = al.load_clip(ex("so0049_a.wav")).wave
+    # 1.5 s before and after the words, in a room whose noise (-50 dBFS) runs under the whole recording
+    x = np.concatenate([np.zeros(24000), wave, np.zeros(24000)])
+    x = (x + np.random.default_rng(0).normal(0, 10 ** (-50 / 20), x.size)).astype(np.float32)
+    padded = al.load_clip(x, sample_rate=16000)
+    notes = al.clip_warnings(padded)
+    assert any("of silence before the words" in n for n in notes), notes
+    assert al.clip_facts(padded, "a")["silence_before_after_s"][0] >= 1.4
+    assert not any("silence before" in n for n in al.clip_warnings(al.load_clip(wave, sample_rate=16000)))

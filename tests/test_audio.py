@@ -173,3 +173,13 @@ def test_long_files_decode_only_the_head(tmp_path, tone):
         assert sr == 16000 and len(data) == 32000 and total == pytest.approx(600, abs=0.5)
         clip = load_clip(p, max_seconds=2.0)
         assert clip.truncated and clip.orig_duration == pytest.approx(600, abs=0.5)
+
+
+@pytest.mark.parametrize("level", [0.0, 10 ** (-50 / 20)])   # digital silence, and a quiet room at -50 dBFS
+def test_edge_silence_measures_the_silence_around_the_words(tone, level):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, 19200) * level, tone, rng.normal(0, 1, 12800) * level]).astype(np.float32)
+    lead, tail = audio.edge_silence(x)
+    assert lead == pytest.approx(1.2, abs=0.05) and tail == pytest.approx(0.8, abs=0.05)
+    assert load_clip(x, sample_rate=16000).edge_silence == (lead, tail)
+    assert load_clip(tone, sample_rate=16000).edge_silence[0] < 0.05

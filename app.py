@@ -47,7 +47,13 @@ ul.warnings li {margin: 0;}
 #model-card td:first-child, #model-card th:first-child {overflow-wrap: normal !important; word-break: normal !important;}  /* labels never break mid-word */
 @media (max-width: 640px) {
   .decision .verdict {font-size: 1.3em;}
-  table.facts th:nth-child(3), table.facts td:nth-child(3) {display: none;}
+  /* on a phone each clip is a card: name, then duration and speech share, then its warnings full width */
+  table.facts thead, table.facts td:nth-child(3) {display: none;}
+  table.facts tr {display: block; border-bottom: 1px solid var(--border-color-primary);}
+  table.facts td {display: inline-block; border-bottom: none !important; padding: 3px 8px;}
+  table.facts td.clipname {display: block; max-width: none; font-weight: 600;}
+  table.facts td:last-child {display: block;}
+  table.facts td[data-label]::before {content: attr(data-label) " "; opacity: .7;}
 }
 """
 

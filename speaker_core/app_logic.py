@@ -329,10 +329,10 @@ def facts_html(facts: list[dict]) -> str:
         rows.append(
             "<tr>"
             f"<td class='clipname'>{html.escape(str(f['clip']))}</td>"
-            f"<td>{f['duration_s']:.1f} s" + (f" <small>(of {f['original_duration_s']:.0f} s)</small>"
-                                               if f["truncated"] else "") + "</td>"
+            f"<td data-label='Duration'>{f['duration_s']:.1f} s"
+            + (f" <small>(of {f['original_duration_s']:.0f} s)</small>" if f["truncated"] else "") + "</td>"
             f"<td>{f['sample_rate'] / 1000:g} kHz</td>"
-            f"<td>{f['speech_fraction']:.0%}</td>"
+            f"<td data-label='Speech'>{f['speech_fraction']:.0%}</td>"
             f"<td><ul class='warnings'>{warn_html}</ul></td></tr>")
     return ("<table class='facts'><thead><tr><th>Clip</th><th>Duration</th><th>Sample rate</th>"
             "<th>Speech</th><th>Quality</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")

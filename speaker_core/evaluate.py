@@ -276,29 +276,34 @@ def load_item_waves(items: Sequence[dict], loader: Optional[Callable[[str], np.n
 # scoring
 # --------------------------------------------------------------------------------------------
 def score_trials(emb: np.ndarray, trials: Sequence[Tuple[int, int, int]], norm: Optional[ScoreNorm] = None,
-                 stats=None) -> Tuple[np.ndarray, np.ndarray]:
-    """(target, non-target) scores: cosine, or AS-norm with ``norm`` (``stats`` = norm.stats(emb), reused)."""
-    e = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+                 stats=None, emb_b: Optional[np.ndarray] = None, stats_b=None) -> Tuple[np.ndarray, np.ndarray]:
+    """(target, non-target) scores: cosine, or AS-norm with ``norm`` (``stats`` = norm.stats(emb), reused).
+    With ``emb_b`` the second clip of each trial comes from it (another condition of the same clips)."""
+    e = l2_normalize(emb)
+    eb = e if emb_b is None else l2_normalize(emb_b)
     if not trials:
         return np.zeros(0), np.zeros(0)
     t = np.asarray(trials, dtype=np.int64)
-    s = np.einsum("ij,ij->i", e[t[:, 0]], e[t[:, 1]])
+    s = np.einsum("ij,ij->i", e[t[:, 0]], eb[t[:, 1]])
     if norm is not None:
         mu, sd = stats if stats is not None else norm.stats(emb)
-        s = norm.normalize(s, (mu[t[:, 0]], sd[t[:, 0]]), (mu[t[:, 1]], sd[t[:, 1]]))
+        mub, sdb = (mu, sd) if emb_b is None else (stats_b if stats_b is not None else norm.stats(emb_b))
+        s = norm.normalize(s, (mu[t[:, 0]], sd[t[:, 0]]), (mub[t[:, 1]], sdb[t[:, 1]]))
     return s[t[:, 2] == 1], s[t[:, 2] == 0]
 
 
 def evaluate_embeddings(emb: np.ndarray, trials_by_set: Dict[str, Sequence[Tuple[int, int, int]]],
-                        p_target: float = 0.01, norm: Optional[ScoreNorm] = None
+                        p_target: float = 0.01, norm: Optional[ScoreNorm] = None, emb_b: Optional[np.ndarray] = None
                         ) -> Tuple[dict, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
-    """Per-set and pooled metrics. Returns (results, scores) where scores[set] = (target, nontarget)."""
+    """Per-set and pooled metrics. Returns (results, scores) where scores[set] = (target, nontarget).
+    ``emb_b``: see ``score_trials``."""
     res: dict = {"sets": {}, "scale": "as-norm" if norm is not None else "cosine"}
     scores = {}
     all_t, all_n = [], []
     stats = norm.stats(emb) if norm is not None and len(emb) else None
+    stats_b = norm.stats(emb_b) if norm is not None and emb_b is not None and len(emb_b) else None
     for s, tr in trials_by_set.items():
-        t, n = score_trials(emb, tr, norm, stats)
+        t, n = score_trials(emb, tr, norm, stats, emb_b, stats_b)
         scores[s] = (t, n)
         all_t.append(t)
         all_n.append(n)
@@ -383,6 +388,10 @@ def format_results(res: dict) -> str:
         lines.append(f"{s:34s} {eer} {dcf:>7s} {thr:>7s} {v['n_target']:6d} {v['n_nontarget']:7d}")
     if res.get("mean_set_eer") is not None:
         lines.append(f"mean EER over sets with both trial kinds: {res['mean_set_eer']:.2f}%")
+    at = res["pooled"].get("at_calibrated_threshold")
+    if at:
+        lines.append(f"at the checkpoint's threshold {at['threshold']:.3f} (pooled): false accepts "
+                     f"{at['false_accept_pct']:.2f}%, false rejects {at['false_reject_pct']:.2f}%")
     return "\n".join(lines)
 
 
@@ -401,6 +410,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
                          "silence around the words); after --crop")
     ap.add_argument("--pad-db", type=pad_level, default=-50.0,
                     help="level of that noise in dBFS, or 'zeros' for digital silence")
+    ap.add_argument("--pad-side", choices=("both", "second"), default="both",
+                    help="pad both clips of each trial, or only the second (a file enrolled, a recording tested)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
@@ -444,15 +455,29 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         waves = [w[:int(a.crop * SR)] for w in waves]
     pad_label = None
     if a.pad_edges:
-        waves = pad_edges(waves, a.pad_edges, a.pad_db, a.seed)
-        pad_label = f"{a.pad_db:g}dB" if np.isfinite(a.pad_db) else "zeros"
-    res, scores, _ = evaluate(model, items, trials, waves=waves, batch_size=a.batch_size, device=device,
-                              progress=True, norm=norm, window=window)
+        padded = pad_edges(waves, a.pad_edges, a.pad_db, a.seed)
+        pad_label = (f"{a.pad_db:g}dB" if np.isfinite(a.pad_db) else "zeros") + ("_second" if a.pad_side == "second" else "")
+    if a.pad_edges and a.pad_side == "second":
+        emb, emb_b = (embed_waves(model, w, batch_size=a.batch_size, device=device, progress=True, window=window)
+                      for w in (waves, padded))
+        res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=emb_b)
+        res["n_utterances"] = len(items)
+    else:
+        res, scores, _ = evaluate(model, items, trials, waves=padded if a.pad_edges else waves, batch_size=a.batch_size,
+                                  device=device, progress=True, norm=norm, window=window)
+    cal_thr = (model.meta.get("calibration") or {}).get("threshold")
+    if cal_thr is not None and res["scale"] == scale_of(model.meta) and len(scores["pooled"][0]) and len(scores["pooled"][1]):
+        # one threshold serves every recording in the app: how it fares in this condition
+        pt, pn = scores["pooled"]
+        res["pooled"]["at_calibrated_threshold"] = {
+            "threshold": float(cal_thr), "false_accept_pct": float(100 * np.mean(pn >= cal_thr)),
+            "false_reject_pct": float(100 * np.mean(pt < cal_thr))}
     if a.bootstrap > 0:
         add_bootstrap(res, scores, items, trials, n_boot=a.bootstrap, seed=a.seed)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
                 "crop": a.crop, "window": window,
                 "pad_edges": [a.pad_edges, a.pad_db if np.isfinite(a.pad_db) else "zeros"] if pad_label else None,
+                "pad_side": a.pad_side if pad_label else None,
                 "split_single": a.split_single, "max_nontarget": a.max_nontarget,
                 "seed": a.seed, "seconds": round(time.time() - t0, 1),
                 "model_calibration_threshold": (model.meta.get("calibration") or {}).get("threshold")})

@@ -86,6 +86,10 @@ def test_evaluate_tiny_folder(tmp_path):
     assert json.load(open(out + "_p.json"))["pad_edges"] == [0.5, -50.0]
     assert main_evaluate([ck, root, "--out", out + "_z", "--threads", "1", "--pad-edges", "0.5", "--pad-db", "zeros"]) == 0
     assert json.load(open(out + "_z.json"))["pad_edges"] == [0.5, "zeros"]
+    # only the second clip of each trial padded: the same trials, scored across the two conditions
+    assert main_evaluate([ck, root, "--out", out + "_s", "--threads", "1", "--pad-edges", "0.5", "--pad-side", "second"]) == 0
+    r_s = json.load(open(out + "_s.json"))
+    assert r_s["pad_side"] == "second" and r_s["pooled"]["n_target"] == res["pooled"]["n_target"]
     # a trials file with relative paths
     tf = os.path.join(root, "trials.txt")
     with open(tf, "w") as f:
@@ -165,3 +169,19 @@ def test_pad_edges_levels_and_lengths():
     assert abs(20 * np.log10(edges.std()) + 50.0) < 0.5
     (z,) = pad_edges([w], 0.5, float("-inf"))
     assert len(z) == 1600 + 16000 and not z[:8000].any() and not z[-8000:].any()
+
+
+def test_cross_condition_scoring_pairs_first_with_second():
+    from speaker_core.evaluate import score_trials
+    from speaker_core.scoring import ScoreNorm
+    rng = np.random.default_rng(0)
+    emb, other = rng.normal(size=(4, 8)), rng.normal(size=(4, 8))
+    trials = [(0, 1, 1), (0, 2, 0), (3, 2, 0)]
+    norm = ScoreNorm(rng.normal(size=(20, 8)), top_k=5)
+    for nm in (None, norm):
+        same = score_trials(emb, trials, nm, emb_b=emb)
+        np.testing.assert_allclose(np.concatenate(same), np.concatenate(score_trials(emb, trials, nm)))
+    t, n = score_trials(emb, trials, emb_b=other)
+    e, o = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (emb, other))
+    np.testing.assert_allclose(t, [e[0] @ o[1]])
+    np.testing.assert_allclose(n, [e[0] @ o[2], e[3] @ o[2]])

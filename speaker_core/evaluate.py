@@ -456,19 +456,20 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     pad_label = None
     if a.pad_edges:
         padded = pad_edges(waves, a.pad_edges, a.pad_db, a.seed)
-        pad_label = (f"{a.pad_db:g}dB" if np.isfinite(a.pad_db) else "zeros") + ("_second" if a.pad_side == "second" else "")
+        pad_label = f"{a.pad_db:g}dB" if np.isfinite(a.pad_db) else "zeros"
+        pad_label += "_second" if a.pad_side == "second" else ""
     if a.pad_edges and a.pad_side == "second":
         emb, emb_b = (embed_waves(model, w, batch_size=a.batch_size, device=device, progress=True, window=window)
                       for w in (waves, padded))
         res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=emb_b)
         res["n_utterances"] = len(items)
     else:
-        res, scores, _ = evaluate(model, items, trials, waves=padded if a.pad_edges else waves, batch_size=a.batch_size,
-                                  device=device, progress=True, norm=norm, window=window)
+        res, scores, _ = evaluate(model, items, trials, waves=padded if a.pad_edges else waves,
+                                  batch_size=a.batch_size, device=device, progress=True, norm=norm, window=window)
     cal_thr = (model.meta.get("calibration") or {}).get("threshold")
-    if cal_thr is not None and res["scale"] == scale_of(model.meta) and len(scores["pooled"][0]) and len(scores["pooled"][1]):
+    pt, pn = scores["pooled"]
+    if cal_thr is not None and res["scale"] == scale_of(model.meta) and len(pt) and len(pn):
         # one threshold serves every recording in the app: how it fares in this condition
-        pt, pn = scores["pooled"]
         res["pooled"]["at_calibrated_threshold"] = {
             "threshold": float(cal_thr), "false_accept_pct": float(100 * np.mean(pn >= cal_thr)),
             "false_reject_pct": float(100 * np.mean(pt < cal_thr))}

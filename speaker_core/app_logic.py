@@ -57,7 +57,7 @@ QUIET_DBFS = -35.0          # loudest 25 ms frame below this: warn "very quiet"
 CLIPPED_FRACTION = 0.001    # 0.1 % of samples at full scale: warn "clipped"
 # Silence around the words shifts scores. On dev (session 8), 1.5 s of quiet noise before and after one clip of
 # each pair dropped same-speaker scores so far that 40 % fell below the threshold (12 % without it). Dev clips
-# carry 0.3-1.2 s of it (median per corpus); Common Voice clips up to 6 s.
+# carry 0.0-1.2 s of it (median per corpus); Common Voice clips up to 6 s.
 EDGE_SILENCE_SECONDS = 2.0  # silence before + after the words: warn "trim it"
 MAX_UPLOAD_MB = 20
 MAX_ENROLL_CLIPS = 20

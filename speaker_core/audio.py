@@ -207,22 +207,19 @@ def speech_fraction(wave: np.ndarray) -> float:
     return float(np.mean(active_frames(wave)))
 
 
-def edge_silence(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[float, float]:
-    """Seconds before the first and after the last active frame (the silence around the words).
+def edge_silence(wave: np.ndarray) -> tuple[float, float]:
+    """Seconds before the first and after the last active frame (the silence around the words) of 16 kHz audio.
 
     >>> t = np.arange(16000) / 16000
     >>> w = np.concatenate([np.zeros(16000), 0.3 * np.sin(2 * np.pi * 200 * t), np.zeros(8000)]).astype(np.float32)
     >>> [round(x, 1) for x in edge_silence(w)]
     [1.0, 0.5]
     """
-    act = active_frames(wave)
-    idx = np.flatnonzero(act)
+    idx = np.flatnonzero(active_frames(wave))
     if idx.size == 0:
-        return wave.size / sample_rate, 0.0
-    hop, frame = sample_rate // 100, int(0.025 * sample_rate)
-    lead = float(idx[0] * hop / sample_rate)
-    tail = float(max(0.0, (wave.size - (idx[-1] * hop + frame)) / sample_rate))
-    return lead, tail
+        return wave.size / SAMPLE_RATE, 0.0
+    frame, hop = 400, 160   # frame_db's grid
+    return float(idx[0] * hop / SAMPLE_RATE), float(max(0.0, (wave.size - (idx[-1] * hop + frame)) / SAMPLE_RATE))
 
 
 def validate(wave: np.ndarray, min_duration: float = MIN_DURATION) -> None:

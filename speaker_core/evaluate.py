@@ -481,7 +481,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
                 "pad_side": a.pad_side if pad_label else None,
                 "split_single": a.split_single, "max_nontarget": a.max_nontarget,
                 "seed": a.seed, "seconds": round(time.time() - t0, 1),
-                "model_calibration_threshold": (model.meta.get("calibration") or {}).get("threshold")})
+                "model_calibration_threshold": cal_thr})
     out = a.out
     if out is None:
         os.makedirs(os.path.join("runs", "eval"), exist_ok=True)

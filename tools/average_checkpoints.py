@@ -11,6 +11,7 @@ first input. The output has no calibration: run `python -m speaker_core calibrat
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -60,22 +61,20 @@ def average(paths, name=None):
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    name = None
-    if "--name" in argv:
-        i = argv.index("--name")
-        name = argv[i + 1] if i + 1 < len(argv) else ""
-        del argv[i:i + 2]
-        if not name:
-            print("--name needs a value", file=sys.stderr)
-            return 2
-    if len(argv) < 3:
-        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("inputs", nargs="+")
+    ap.add_argument("--name", help="model name of the average (default: the first input's)")
+    try:
+        a = ap.parse_intermixed_args(argv)
+    except SystemExit as e:   # usage errors return 2, as the rest of main does
+        return int(e.code or 0)
+    if len(a.inputs) < 2 or a.name == "":
+        ap.print_usage(sys.stderr)
         return 2
-    out, paths = argv[0], argv[1:]
-    model = average(paths, name)
-    save_checkpoint(out, model, labels=[], half=True, drop_head=True)
-    print(f"wrote {out}: mean of {len(paths)} checkpoints")
+    model = average(a.inputs, a.name)
+    save_checkpoint(a.out, model, labels=[], half=True, drop_head=True)
+    print(f"wrote {a.out}: mean of {len(a.inputs)} checkpoints")
     return 0
 
 

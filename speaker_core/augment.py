@@ -232,6 +232,27 @@ class Augmenter:
 # --------------------------------------------------------------------------------------------
 # the same chain on a whole batch, on the training device
 # --------------------------------------------------------------------------------------------
+def quiet_pad(wave: torch.Tensor, lead: int, tail: int, g: torch.Generator,
+              edge_db: Sequence[float] = (-75.0, -40.0), p_zeros: float = 0.2) -> torch.Tensor:
+    """(B, N) -> (B, lead + N + tail): the whole of each row between a quiet lead and tail, as a recording
+    started early and stopped late. Each row gets white, pink or brown noise at a level drawn from
+    ``edge_db`` dBFS, or with probability ``p_zeros`` digital silence (some browsers start a recording so).
+
+    >>> x = quiet_pad(torch.ones(2, 100), 10, 5, torch.Generator().manual_seed(0))
+    >>> x.shape, bool((x[:, 10:110] == 1).all()), bool(x[:, :10].abs().max() < 0.1)
+    (torch.Size([2, 115]), True, True)
+    """
+    b, dev = wave.shape[0], wave.device
+    if lead + tail == 0:
+        return wave
+    exps = torch.randint(0, 3, (b,), generator=g, device=dev).float()                  # white, pink, brown
+    lo, hi = edge_db
+    level = 10.0 ** ((lo + (hi - lo) * torch.rand(b, generator=g, device=dev)) / 20.0)
+    level = level * (torch.rand(b, generator=g, device=dev) >= p_zeros)
+    quiet = BatchAugmenter.colored(b, lead + tail, exps, g) * level[:, None]          # (B, lead + tail)
+    return torch.cat([quiet[:, :lead], wave.to(quiet.dtype), quiet[:, lead:]], dim=1)
+
+
 class BatchAugmenter:
     """The Augmenter chain applied to a batch ``(B, N)`` on its own device, drawing from a ``torch.Generator``.
 
@@ -270,7 +291,8 @@ class BatchAugmenter:
     def _u(g: torch.Generator, n: int, lo: float, hi: float, device) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=g, device=device)
 
-    def colored(self, b: int, n: int, exponents: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    @staticmethod
+    def colored(b: int, n: int, exponents: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """(B, N) unit-RMS Gaussian noise, row i with a 1/f**exponents[i] power spectrum."""
         dev = exponents.device
         nfft = 1 << max(n - 1, 1).bit_length()

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
-from .augment import Augmenter, BatchAugmenter
+from .augment import Augmenter, BatchAugmenter, quiet_pad
 from .data import (AudioCache, CropBatchSampler, TrainDataset, collate_train, read_manifest, summarize)
 from .evaluate import (build_trials, calibration_from_scores, embed_waves, evaluate_embeddings, format_results,
                        split_single_items)
@@ -55,6 +55,9 @@ DEFAULTS = {
              "crop_min": 2.0, "crop_max": 3.0, "max_visits": 4, "num_workers": 0},
     "augment": {"enabled": True},
     "teacher": {"path": None, "weight": 0.0},
+    # silence consistency: a share of each batch is embedded again between quiet edges (augment.quiet_pad of
+    # `pad` seconds each side), and the padded embedding is pulled to the crop's own (held fixed)
+    "consistency": {"weight": 0.0, "fraction": 0.5, "pad": [0.25, 2.0], "edge_db": [-75.0, -40.0], "p_zeros": 0.2},
     "loss": {"scale": 30.0, "margin": 0.2, "margin_warmup_epochs": 2},
     "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 1e-3, "momentum": 0.9, "betas": [0.9, 0.999],
               "warmup_ratio": 0.05, "min_lr_ratio": 0.01, "grad_clip": 1.0},
@@ -215,18 +218,28 @@ def head_from_prototypes(model, cache: AudioCache, rows, labels, device, max_sec
 
 
 class TrainWrapper(nn.Module):
-    """One forward for DDP: embedding, angular logits and (optionally) the distillation projection."""
+    """One forward for DDP: embedding, angular logits, (optionally) the distillation projection and (optionally)
+    the embedding of a second view (the padded copies of the consistency loss; one DDP forward for both)."""
 
     def __init__(self, model, distill=None):
         super().__init__()
         self.model = model
         self.distill = distill
 
-    def forward(self, wave, lengths):
+    def forward(self, wave, lengths, wave2=None, lengths2=None):
         emb = self.model(wave, lengths)
         logits = self.model.logits(emb)
         proj = self.distill.proj(emb.float()) if self.distill is not None else None
-        return emb, logits, proj
+        emb2 = self.model(wave2, lengths2) if wave2 is not None else None
+        return emb, logits, proj, emb2
+
+
+def consistency_loss(emb: torch.Tensor, emb_padded: torch.Tensor) -> torch.Tensor:
+    """Mean ``1 - cos`` between each padded copy (K, D) and its crop (K, D). The crop's embedding is the target
+    and gets no gradient: silence around the words should move the embedding to where the words alone put
+    it, not pull both towards each other."""
+    target = F.normalize(emb.detach().float(), dim=-1)
+    return (1.0 - (F.normalize(emb_padded.float(), dim=-1) * target).sum(-1)).mean()
 
 
 class WarmupCosine:
@@ -374,6 +387,7 @@ def recipe_summary(cfg: dict, world: int) -> dict:
             "world_size": world, "crop_sec": [cfg["data"]["crop_min"], cfg["data"]["crop_max"]],
             "augment": cfg["augment"], "spec_augment": cfg["model"].get("spec_augment", True),
             "distillation": cfg["teacher"] if cfg["teacher"].get("weight") else None, "seed": cfg["seed"],
+            "consistency": cfg.get("consistency") if (cfg.get("consistency") or {}).get("weight") else None,
             "init": cfg.get("init"), "init_head": cfg.get("init_head") if cfg.get("init") else None}
 
 
@@ -447,6 +461,8 @@ def train(cfg: dict, resume: bool = False) -> dict:
         from .teacher import DistillHead, load_teacher
         teacher = load_teacher(tc["path"], n_rows=len(train_rows)).to(device)
         distill = DistillHead(model.emb_dim, teacher.shape[1]).to(device)
+    cc = cfg.get("consistency") or {}
+    cw = float(cc.get("weight") or 0.0)
     wrapper = TrainWrapper(model, distill).to(device)
     if world > 1:
         ddp = nn.parallel.DistributedDataParallel(wrapper, device_ids=[local] if use_cuda else None)
@@ -502,7 +518,8 @@ def train(cfg: dict, resume: bool = False) -> dict:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"[{cfg['name']}] {len(train_rows)} train files, {len(labels)} speakers; {steps_per_epoch} steps/epoch x "
               f"{cfg['epochs']} epochs, batch {cfg['batch_size']} x {world} rank(s); model {n_params / 1e6:.2f}M params; "
-              f"device {device}; threads {torch.get_num_threads()}; distill {'on' if distill else 'off'}", flush=True)
+              f"device {device}; threads {torch.get_num_threads()}; distill {'on' if distill else 'off'}; "
+              f"silence consistency {cw:g}", flush=True)
 
     t_start = time.time()
     step = start_epoch * steps_per_epoch
@@ -513,8 +530,9 @@ def train(cfg: dict, resume: bool = False) -> dict:
         epoch_seed = seed * 100003 + epoch * 1009 + rank
         ds.reseed(epoch_seed)
         aug_gen = torch.Generator(device=device).manual_seed(epoch_seed) if batch_aug else None
+        pad_gen = torch.Generator(device=device).manual_seed(epoch_seed + 7) if cw else None
         mw = lc.get("margin_warmup_epochs", 0) or 0
-        tot_loss = tot_acc = tot_n = tot_dist = 0.0
+        tot_loss = tot_acc = tot_n = tot_dist = tot_cons = 0.0
         t_ep = time.time()
         bar = None
         if is_main(rank):
@@ -532,8 +550,18 @@ def train(cfg: dict, resume: bool = False) -> dict:
             if batch_aug is not None:
                 with torch.no_grad():
                     wave = batch_aug(wave, aug_gen)
+            wave2 = lengths2 = None
+            if cw:
+                k = max(1, int(round(len(y) * float(cc.get("fraction", 0.5)))))
+                lo, hi = cc.get("pad", [0.25, 2.0])
+                lead, tail = (int(16000 * (lo + (hi - lo) * float(torch.rand(1, generator=pad_gen, device=device))))
+                              for _ in range(2))
+                with torch.no_grad():
+                    wave2 = quiet_pad(wave[:k], lead, tail, pad_gen, cc.get("edge_db", [-75.0, -40.0]),
+                                      float(cc.get("p_zeros", 0.2)))                       # (k, lead + N + tail)
+                lengths2 = lengths[:k] + lead + tail
             with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=amp_dtype is not None):
-                emb, logits, proj = ddp(wave, lengths)
+                emb, logits, proj, emb2 = ddp(wave, lengths, wave2, lengths2)
             loss_cls = loss_fn(logits.float(), y)
             loss = loss_cls
             if proj is not None:
@@ -542,6 +570,10 @@ def train(cfg: dict, resume: bool = False) -> dict:
                 ld = (1.0 - (p * t).sum(-1)).mean()
                 loss = loss + float(tc["weight"]) * ld
                 tot_dist = tot_dist + ld.detach() * len(y)       # on the device, like the sums below
+            if emb2 is not None:
+                lc2 = consistency_loss(emb[: emb2.shape[0]], emb2)
+                loss = loss + cw * lc2
+                tot_cons = tot_cons + lc2.detach() * len(y)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -566,6 +598,8 @@ def train(cfg: dict, resume: bool = False) -> dict:
                             "lr": f"{sched.get_last_lr()[0]:.2e}"}
                     if distill is not None:
                         post["kd"] = f"{float(tot_dist) / tot_n:.3f}"
+                    if cw:
+                        post["cons"] = f"{float(tot_cons) / tot_n:.3f}"
                     bar.set_postfix(post, refresh=False)
                 bar.update(1)
             if world > 1 and budget:
@@ -583,9 +617,10 @@ def train(cfg: dict, resume: bool = False) -> dict:
         if bar is not None:
             bar.close()
         ep_time = time.time() - t_ep
-        tot_loss, tot_acc, tot_dist = float(tot_loss), float(tot_acc), float(tot_dist)
+        tot_loss, tot_acc, tot_dist, tot_cons = float(tot_loss), float(tot_acc), float(tot_dist), float(tot_cons)
         rec = {"epoch": epoch, "train_loss": tot_loss / max(tot_n, 1), "train_acc": tot_acc / max(tot_n, 1),
                "kd_loss": tot_dist / max(tot_n, 1) if distill is not None else None,
+               "consistency_loss": tot_cons / max(tot_n, 1) if cw else None,
                "lr": sched.get_last_lr()[0], "epoch_seconds": round(ep_time, 1),
                "sec_per_step": round(ep_time / max(n_steps, 1), 3), "steps": n_steps}
         if is_main(rank):

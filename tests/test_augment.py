@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from speaker_core.augment import (Augmenter, BatchAugmenter, add_noise, babble_noise, colored_noise, gain,
-                                  quiet_edges, reverb, speed_perturb, synthetic_rir, telephone)
+                                  quiet_edges, quiet_pad, reverb, speed_perturb, synthetic_rir, telephone)
 
 N = 16000 * 2
 
@@ -175,3 +175,17 @@ def test_batch_quiet_edges_match_the_clip_version_in_kind():
             # about the level: the noise is unit-RMS over the whole row, and brown noise wanders
             assert -64.0 < 20 * math.log10(float(quiet.pow(2).mean().sqrt())) < -56.0
     assert 1 <= changed <= 7
+
+
+def test_quiet_pad_keeps_every_row_whole_between_quiet_edges(device):
+    x = _batch(device)                                                                  # (B, N)
+    lead, tail = 8000, 12000
+    y = quiet_pad(x, lead, tail, torch.Generator(device).manual_seed(0), edge_db=(-60.0, -60.0), p_zeros=0.0)
+    assert y.shape == (x.shape[0], lead + x.shape[1] + tail)
+    assert torch.equal(y[:, lead:lead + x.shape[1]], x)                                 # the speech untouched
+    for row in y.cpu():
+        quiet = torch.cat([row[:lead], row[-tail:]])
+        assert -64.0 < 20 * math.log10(float(quiet.pow(2).mean().sqrt())) < -56.0
+    z = quiet_pad(x, lead, tail, torch.Generator(device).manual_seed(0), p_zeros=1.0)
+    assert torch.count_nonzero(z[:, :lead]) == 0 and torch.count_nonzero(z[:, -tail:]) == 0
+    assert torch.equal(quiet_pad(x, 0, 0, torch.Generator(device)), x)

@@ -64,7 +64,7 @@ def test_ddp_two_processes_gloo(tmp_path):
     _make_pool(root)
     out = os.path.join(root, "ddp")
     os.makedirs(out, exist_ok=True)
-    cfg = _cfg(root, out)
+    cfg = _cfg(root, out, **{"consistency.weight": 1.0})   # its second view goes through the one DDP forward
     mp.spawn(_ddp_worker, args=(2, _free_port(), cfg, out), nprocs=2, join=True)
     a = torch.load(os.path.join(out, "rank0.pt"))
     b = torch.load(os.path.join(out, "rank1.pt"))
@@ -81,6 +81,8 @@ def test_ddp_two_processes_gloo(tmp_path):
     assert -1 <= cal["threshold"] <= 1 and len(cal["target_scores"]) > 0
     assert m.meta["recipe"]["world_size"] == 2 and "train" in m.meta["data"]
     assert m.config.decoder.num_classes == 0
+    assert m.meta["recipe"]["consistency"]["weight"] == 1.0
+    assert all(np.isfinite(h["consistency_loss"]) and h["consistency_loss"] > 0 for h in hist)
 
 
 def test_resume_restores_state(tmp_path):
@@ -236,3 +238,42 @@ def test_run_state_never_executes_pickled_code(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         load_run_state(str(tmp_path / "last.pt"))
     assert not (tmp_path / "pwned").exists()
+
+
+def test_consistency_loss_moves_only_the_padded_embedding():
+    from speaker_core.train import consistency_loss
+    a = torch.randn(3, 8, requires_grad=True)
+    b = torch.randn(3, 8, requires_grad=True)
+    loss = consistency_loss(a, b)
+    loss.backward()
+    assert a.grad is None and b.grad.abs().sum() > 0
+    assert torch.allclose(loss, 1 - torch.nn.functional.cosine_similarity(a, b).mean())
+    assert float(consistency_loss(a.detach(), 2 * a.detach())) < 1e-6
+
+
+def test_silence_consistency_trains_on_a_padded_half_of_the_batch(tmp_path, monkeypatch):
+    """consistency.weight embeds half of each batch again between quiet edges, in the same forward."""
+    import speaker_core.train as T
+    seen = []
+    real = T.TrainWrapper.forward
+
+    def spy(self, wave, lengths, wave2=None, lengths2=None):
+        out = real(self, wave, lengths, wave2, lengths2)
+        seen.append((wave.shape, None if wave2 is None else wave2.shape, lengths2, out[0], out[3]))
+        return out
+    monkeypatch.setattr(T.TrainWrapper, "forward", spy)
+    root = str(tmp_path)
+    _make_pool(root)
+    res = train(_cfg(root, os.path.join(root, "c"), epochs=1, **{"teacher.weight": 0.0, "consistency.weight": 1.0,
+                                                               "consistency.fraction": 0.5,
+                                                               "consistency.pad": "[0.25,0.5]"}))
+    assert len(seen) == 2
+    for shape, shape2, lengths2, emb, emb2 in seen:
+        n = shape[1]
+        assert shape2[0] == 2 and n + 8000 <= shape2[1] <= n + 16000          # half the batch, 0.25-0.5 s each side
+        assert (lengths2 == shape2[1]).all()
+        assert emb.requires_grad and emb2.requires_grad
+    h = res["history"][0]
+    assert np.isfinite(h["consistency_loss"]) and 0 < h["consistency_loss"] <= 2
+    off = train(_cfg(root, os.path.join(root, "o"), epochs=1, **{"teacher.weight": 0.0}))
+    assert off["history"][0]["consistency_loss"] is None and seen[-1][1] is None

@@ -29,7 +29,7 @@ python3 tools/pack_audio.py unpack .pack data || exit 1
 # fail fast: three steps of the real thing before the long runs
 pre="configs/ecapa-m.yaml --set"
 [ "${SET:-first}" = kd ] && pre="$pre augment.mode=batch teacher.path=data/teacher.npy teacher.weight=2.0"
-[ "${SET:-first}" = soup ] && pre="configs/ecapa-small.yaml --set init=${INIT:-checkpoints/ecapa-small.pt} teacher.weight=2.0"
+[ "${SET:-first}" = soup ] && pre="configs/ecapa-small.yaml --set init=${INIT:-checkpoints/ecapa-small.pt} teacher.weight=2.0 consistency.weight=${CONS:-0.0}"
 [ "${PREFLIGHT:-1}" = 0 ] || python3 -m speaker_core train $pre out=runs/preflight data.dev=null epochs=1 \
   max_steps_per_epoch=3 data.num_workers=2 || exit 1
 
@@ -48,15 +48,16 @@ elif [ "${SET}" = kd ]; then            # session 4: MIN=8; distillation A/B twi
   RUNS[ecapa-m-bat]="configs/ecapa-m.yaml --set $blind $b name=ecapa-m-bat out=runs/ecapa-m-bat"
 elif [ "${SET}" = soup ]; then          # session 6: MIN=7 (then INIT was stage 3, the shipped file of that time)
   # SEEDS, INIT (an ecapa-small checkpoint; carry it if untracked), SNM=0 (no speakernet-m run), SNM_INIT, SNM_SEED
-  # and EDGES (the quiet-edge augmentation's probability, all runs; session 7 shipped a 0.3 CPU run) vary the call
+  # and EDGES (the quiet-edge augmentation's probability, all runs; session 7 shipped a 0.3 CPU run) vary the call;
+  # CONS (session 9) is the silence-consistency weight of all runs (train.py: consistency.weight)
   b="data.num_workers=3 threads=1 $restart"
   for seed in ${SEEDS:-11 12 13}; do
-    RUNS[ecapa-small-g$seed]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-g$seed out=runs/ecapa-small-g$seed init=${INIT:-checkpoints/ecapa-small.pt} seed=$seed teacher.weight=2.0 augment.p_edges=${EDGES:-0.0}"
+    RUNS[ecapa-small-g$seed]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-g$seed out=runs/ecapa-small-g$seed init=${INIT:-checkpoints/ecapa-small.pt} seed=$seed teacher.weight=2.0 augment.p_edges=${EDGES:-0.0} consistency.weight=${CONS:-0.0}"
   done
   # SNM_TEACHER (session 8: data/teacher_ecapa_soup9.npy, carried) distils speakernet-m from our ecapa-small at 2.0
   kd=""; [ -n "${SNM_TEACHER:-}" ] && kd="teacher.path=$SNM_TEACHER teacher.weight=2.0"
   sn=${SNM_SEED:-11}
-  [ "${SNM:-1}" = 0 ] || RUNS[speakernet-m-g$sn]="configs/speakernet-m.yaml --set $blind $b name=speakernet-m-g$sn out=runs/speakernet-m-g$sn init=${SNM_INIT:-checkpoints/speakernet-m.pt} seed=$sn $kd augment.p_edges=${EDGES:-0.0}"
+  [ "${SNM:-1}" = 0 ] || RUNS[speakernet-m-g$sn]="configs/speakernet-m.yaml --set $blind $b name=speakernet-m-g$sn out=runs/speakernet-m-g$sn init=${SNM_INIT:-checkpoints/speakernet-m.pt} seed=$sn $kd augment.p_edges=${EDGES:-0.0} consistency.weight=${CONS:-0.0}"
 else                                   # session 3, second call: SET=restarts MIN=3 (carry runs/ecapa-small-gpu/export.pt)
   RUNS[ecapa-small-gpu2]="configs/ecapa-small.yaml --set $blind name=ecapa-small-gpu2 out=runs/ecapa-small-gpu2 init=runs/ecapa-small-gpu/export.pt data.num_workers=7 $restart"
   RUNS[speakernet-m-gpu]="configs/speakernet-m.yaml --set $blind name=speakernet-m-gpu out=runs/speakernet-m-gpu init=checkpoints/speakernet-m.pt data.num_workers=7 $restart"

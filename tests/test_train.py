@@ -259,7 +259,7 @@ def test_silence_consistency_trains_on_a_padded_half_of_the_batch(tmp_path, monk
 
     def spy(self, wave, lengths, wave2=None, lengths2=None):
         out = real(self, wave, lengths, wave2, lengths2)
-        seen.append((wave.shape, None if wave2 is None else wave2.shape, lengths2, out[0], out[3]))
+        seen.append((wave.shape, None if wave2 is None else wave2.shape, lengths2, out[3], out[4]))
         return out
     monkeypatch.setattr(T.TrainWrapper, "forward", spy)
     root = str(tmp_path)
@@ -268,12 +268,45 @@ def test_silence_consistency_trains_on_a_padded_half_of_the_batch(tmp_path, monk
                                                                "consistency.fraction": 0.5,
                                                                "consistency.pad": "[0.25,0.5]"}))
     assert len(seen) == 2
-    for shape, shape2, lengths2, emb, emb2 in seen:
+    for shape, shape2, lengths2, emb2, ref2 in seen:
         n = shape[1]
         assert shape2[0] == 2 and n + 8000 <= shape2[1] <= n + 16000          # half the batch, 0.25-0.5 s each side
         assert (lengths2 == shape2[1]).all()
-        assert emb.requires_grad and emb2.requires_grad
+        assert emb2.requires_grad and not ref2.requires_grad and ref2.shape == emb2.shape
     h = res["history"][0]
     assert np.isfinite(h["consistency_loss"]) and 0 < h["consistency_loss"] <= 2
     off = train(_cfg(root, os.path.join(root, "o"), epochs=1, **{"teacher.weight": 0.0}))
     assert off["history"][0]["consistency_loss"] is None and seen[-1][1] is None
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_consistency_in_eval_mode_embeds_as_inference_does(mode):
+    """mode=eval: the padded copies and their reference go through the model as at inference (BatchNorm running
+    statistics, which they leave untouched; no SpecAugment); mode=train: the session-9 GPU behaviour."""
+    import copy
+    from speaker_core.model import SpeakerModel, preset
+    from speaker_core.train import TrainWrapper
+    torch.manual_seed(0)
+    model = SpeakerModel(preset("ecapa-small", num_classes=4))
+    start = copy.deepcopy(model.state_dict())
+    w = TrainWrapper(model, None, consistency_mode=mode).train()
+    x, x2 = torch.randn(4, 8000) * 0.1, torch.randn(2, 12000) * 0.1
+    lens, lens2 = torch.full((4,), 8000), torch.full((2,), 12000)
+    running = lambda: torch.cat([b.running_mean for b in model.modules() if isinstance(b, torch.nn.BatchNorm1d)])
+    torch.manual_seed(1)                                      # the same SpecAugment masks and dither both times
+    w(x, lens)
+    plain = running().clone()
+    model.load_state_dict(start)
+    torch.manual_seed(1)
+    emb, logits, proj, emb2, ref2 = w(x, lens, x2, lens2)
+    assert model.training and emb2.requires_grad and not ref2.requires_grad
+    if mode == "eval":
+        assert torch.equal(running(), plain)                 # the padded copies left the statistics alone
+        model.eval()
+        with torch.no_grad():
+            assert torch.allclose(emb2, model(x2, lens2), atol=1e-5)
+            assert torch.allclose(ref2, model(x[:2], lens[:2]), atol=1e-5)
+    else:
+        assert not torch.equal(running(), plain)
+    with pytest.raises(ValueError):
+        TrainWrapper(model, None, consistency_mode="sometimes")

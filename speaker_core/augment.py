@@ -242,14 +242,9 @@ def quiet_pad(wave: torch.Tensor, lead: int, tail: int, g: torch.Generator,
     >>> x.shape, bool((x[:, 10:110] == 1).all()), bool(x[:, :10].abs().max() < 0.1)
     (torch.Size([2, 115]), True, True)
     """
-    b, dev = wave.shape[0], wave.device
     if lead + tail == 0:
         return wave
-    exps = torch.randint(0, 3, (b,), generator=g, device=dev).float()                  # white, pink, brown
-    lo, hi = edge_db
-    level = 10.0 ** ((lo + (hi - lo) * torch.rand(b, generator=g, device=dev)) / 20.0)
-    level = level * (torch.rand(b, generator=g, device=dev) >= p_zeros)
-    quiet = BatchAugmenter.colored(b, lead + tail, exps, g) * level[:, None]          # (B, lead + tail)
+    quiet = BatchAugmenter.quiet(wave.shape[0], lead + tail, edge_db, g, wave.device, p_zeros)   # (B, lead + tail)
     return torch.cat([quiet[:, :lead], wave.to(quiet.dtype), quiet[:, lead:]], dim=1)
 
 
@@ -303,6 +298,17 @@ class BatchAugmenter:
         x = torch.fft.irfft(spec, n=nfft, dim=-1)[:, :n]
         return x / x.pow(2).mean(-1, keepdim=True).clamp_min(1e-12).sqrt()
 
+    @classmethod
+    def quiet(cls, b: int, n: int, edge_db: Sequence[float], g: torch.Generator, device,
+              p_zeros: float = 0.0) -> torch.Tensor:
+        """(B, N) white, pink or brown noise per row at a level drawn from ``edge_db`` dBFS (all zeros for a row
+        with probability ``p_zeros``): the silence of a recording around the words."""
+        exps = torch.randint(0, 3, (b,), generator=g, device=device).float()              # white, pink, brown
+        level = 10.0 ** (cls._u(g, b, *edge_db, device) / 20.0)
+        if p_zeros > 0:
+            level = level * (torch.rand(b, generator=g, device=device) >= p_zeros)
+        return cls.colored(b, n, exps, g) * level[:, None]
+
     def quiet_edges(self, x: torch.Tensor, rows: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """``quiet_edges`` on the selected ``rows`` (B,) bool of ``x`` (B, N), by one gather."""
         b, n = x.shape
@@ -314,10 +320,7 @@ class BatchAugmenter:
         t = torch.arange(n, device=dev)[None, :]                                            # (1, N)
         inside = (t >= lead[:, None]) & (t < (n - tail)[:, None])                          # (B, N)
         src = (start[:, None] + t - lead[:, None]).clamp(0, n - 1)
-        exps = torch.randint(0, 3, (b,), generator=g, device=dev).float()                  # white, pink, brown
-        level = 10.0 ** (self._u(g, b, *self.edge_db, dev) / 20.0)
-        quiet = self.colored(b, n, exps, g) * level[:, None]
-        return torch.where(inside, x.gather(1, src), quiet)
+        return torch.where(inside, x.gather(1, src), self.quiet(b, n, self.edge_db, g, dev))
 
     def babble(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """(B, N) unit-RMS sum of 3-6 other rows of the batch (each at unit RMS)."""

@@ -25,7 +25,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, torchaudio, soundfile; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__,
 'soundfile', soundfile.__version__, 'cuda', torch.cuda.is_available())" || exit 1
 python3 tools/pack_audio.py unpack .pack data || exit 1
-# teachers travel as float16 copies in .t16/ (session 8: the float32 files pass the 64 MiB transfer limit)
+# teachers travel as float16 copies in .t16/ (session 8: the float32 files exceed the 64 MiB transfer limit)
 if ls .t16/*.npy >/dev/null 2>&1; then cp .t16/*.npy data/ || exit 1; fi
 
 # fail fast: three steps of the real thing before the long runs

@@ -398,9 +398,10 @@ def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "c
         lo, hi = max(-1.0, lo), min(1.0, hi)
     bins = np.linspace(lo, hi, 61)
     if tgt.size and non.size:
-        ax.hist(np.clip(non, lo, hi), bins=bins, density=True, alpha=0.55, color=RED,
+        # One filled outline per histogram, not 60 bar patches: a third of the handler's time went to them.
+        ax.hist(np.clip(non, lo, hi), bins=bins, density=True, alpha=0.55, color=RED, histtype="stepfilled",
                 label="different speakers")
-        ax.hist(np.clip(tgt, lo, hi), bins=bins, density=True, alpha=0.55, color=GREEN,
+        ax.hist(np.clip(tgt, lo, hi), bins=bins, density=True, alpha=0.55, color=GREEN, histtype="stepfilled",
                 label="same speaker")
     else:
         ax.text(0.5, 0.6, "this checkpoint carries no calibration scores",

@@ -301,7 +301,8 @@ def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS) -> list[str]:
     if clip.clipped_fraction >= CLIPPED_FRACTION:
         w.append(f"clipped ({clip.clipped_fraction:.1%} of samples at full scale): record with lower input gain")
     lead, tail = clip.edge_silence
-    if lead + tail >= EDGE_SILENCE_SECONDS:
+    # with no words found there is nothing for the silence to be around: "mostly silence" says it already
+    if lead + tail >= EDGE_SILENCE_SECONDS and clip.speech_fraction >= NO_SPEECH_FRACTION:
         w.append(f"{lead:.1f} s of silence before the words and {tail:.1f} s after: silence shifts the score, "
                  "so trim it, or start speaking right after pressing record")
     return w

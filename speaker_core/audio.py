@@ -24,6 +24,8 @@ MIN_DURATION = 0.25
 # A clip whose loudest 25 ms frame stays under -60 dBFS carries no usable signal.
 SILENCE_DBFS = -60.0
 MAX_FILE_BYTES = 200 * 1024 * 1024
+# Under 4 kHz sampling nothing above 2 kHz survives: no formants to tell voices apart (telephone audio is 8 kHz).
+MIN_SAMPLE_RATE = 4000
 
 
 class AudioError(ValueError):
@@ -94,6 +96,8 @@ def read_head(path, max_seconds: float | None = None) -> tuple[np.ndarray, int, 
         return data, sr, total / sr
     except Exception as e:  # libsndfile raises several types for corrupt or foreign data
         first = (str(e) or type(e).__name__).splitlines()[0].replace(str(p), p.name)[:200]
+        if "does not exist" in first:   # libsndfile's generic reply to foreign bytes; the file is there
+            first = "unrecognised or corrupt data"
     try:
         return _read_with_av(p, max_seconds)
     except AudioError:
@@ -178,6 +182,9 @@ def to_mono_16k(data, sample_rate: int) -> np.ndarray:
     sample_rate = int(sample_rate)
     if sample_rate <= 0:
         raise AudioError(f"Invalid sample rate {sample_rate}.")
+    if sample_rate < MIN_SAMPLE_RATE:
+        raise AudioError(f"The audio is sampled at {sample_rate} Hz, too low to carry a voice: at least "
+                         f"{MIN_SAMPLE_RATE // 1000} kHz is needed (telephone audio is 8 kHz, microphones 16-48 kHz).")
     if sample_rate != SAMPLE_RATE:
         import torchaudio.functional as AF
 

@@ -540,3 +540,7 @@ def test_silence_around_the_words_is_flagged():
     assert any("of silence before the words" in n for n in notes), notes
     assert al.clip_facts(padded, "a")["silence_before_after_s"][0] >= 1.4
     assert not any("silence before" in n for n in al.clip_warnings(al.load_clip(wave, sample_rate=16000)))
+    # a steady noise has no words: it is "mostly silence", not "silence before the words"
+    hum = (0.3 * np.random.default_rng(1).standard_normal(48000)).astype(np.float32)
+    notes = al.clip_warnings(al.load_clip(hum, sample_rate=16000))
+    assert any("mostly silence" in n for n in notes) and not any("before the words" in n for n in notes), notes

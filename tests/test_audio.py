@@ -91,6 +91,20 @@ def test_silence(tone):
         load_audio(np.random.default_rng(0).normal(0, 1e-5, 32000).astype(np.float32), sample_rate=16000)
 
 
+def test_sample_rate_too_low_to_carry_a_voice(tone):
+    with pytest.raises(audio.AudioError, match="1000 Hz, too low"):
+        load_audio(tone[::16], sample_rate=1000)
+    assert load_audio(tone[::2], sample_rate=8000).size == tone.size   # telephone audio is fine
+
+
+def test_foreign_bytes_with_an_audio_name_say_corrupt(tmp_path):
+    junk = tmp_path / "voice.mp3"
+    junk.write_bytes(np.random.default_rng(1).integers(0, 256, 50000, dtype=np.uint8).tobytes())
+    with pytest.raises(AudioFileError, match="Could not decode voice.mp3") as e:
+        load_audio(junk)
+    assert "does not exist" not in str(e.value)   # the file exists; its bytes are the problem
+
+
 def test_errors_are_value_errors():
     assert issubclass(audio.AudioError, ValueError)
 

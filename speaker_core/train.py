@@ -773,6 +773,10 @@ def main_train(argv: Optional[Sequence[str]] = None) -> int:
     a = ap.parse_args(argv)
     cfg = load_config(a.config, a.set)
     if a.export_from:
+        src = os.path.join(cfg["out"], f"{a.export_from}.pt")
+        if not os.path.isfile(src):
+            print(f"error: {src} does not exist: train first (same --set out=...), then export", file=sys.stderr)
+            return 2
         export_from_run(cfg, a.export_from)
         return 0
     train(cfg, resume=a.resume)

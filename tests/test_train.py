@@ -310,3 +310,10 @@ def test_consistency_in_eval_mode_embeds_as_inference_does(mode):
         assert not torch.equal(running(), plain)
     with pytest.raises(ValueError):
         TrainWrapper(model, None, consistency_mode="sometimes")
+
+
+def test_export_from_a_run_that_does_not_exist_says_so(tmp_path, capsys):
+    from speaker_core.train import main_train
+    rc = main_train(["configs/ecapa-small.yaml", "--set", f"out={tmp_path}/nothing", "--export-from", "last"])
+    assert rc == 2
+    assert "does not exist: train first" in capsys.readouterr().err

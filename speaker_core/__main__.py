@@ -67,6 +67,9 @@ def main(argv=None) -> int:
     except (AudioError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:  # a manifest, config or trials path
+        print(f"error: {e.strerror}: {e.filename}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

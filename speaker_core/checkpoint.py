@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -84,11 +85,28 @@ def load_checkpoint(path, device=None) -> SpeakerModel:
     return model
 
 
+def _load_failure(e: Exception) -> str:
+    """torch.load's reasons in a line a user can act on (its own messages run to a paragraph about weights_only)."""
+    msg = str(e) or type(e).__name__
+    hit = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", msg)
+    if hit:
+        return (f"it holds pickled Python objects ({hit.group(1)}), not only tensors and plain containers. "
+                "It was refused without running them.")
+    if "Unsupported operand" in msg or "invalid load key" in msg:
+        return "it is not a PyTorch checkpoint file."
+    if "corrupted" in msg or "zip archive" in msg or isinstance(e, EOFError):
+        return "the file is truncated or corrupt."
+    return msg.splitlines()[0][:200]
+
+
 def _load_native(p: Path) -> SpeakerModel:
+    data = p.read_bytes()
+    if not data:
+        raise CheckpointError(f"{p.name} is empty (0 bytes).")
     try:
-        payload = torch.load(io.BytesIO(p.read_bytes()), map_location="cpu", weights_only=True)
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{p.name} is not a readable speaker_core checkpoint: {(str(e) or type(e).__name__).splitlines()[0][:200]}") from None
+        raise CheckpointError(f"{p.name} is not a readable speaker_core checkpoint: {_load_failure(e)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{p.name} is not a speaker_core checkpoint (no '{FORMAT}' format tag).")
     state = payload.get("state_dict")

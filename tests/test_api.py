@@ -97,6 +97,11 @@ def test_cli_embed_and_verify(ckpt_dir, clips, tmp_path):
     r = subprocess.run([sys.executable, "-m", "speaker_core", "verify", str(bad), str(clips[1]), "--model", "tiny"],
                        capture_output=True, text=True, env=env, cwd=api.CHECKPOINT_DIR.parent)
     assert r.returncode == 1 and "Could not decode" in r.stderr and "Traceback" not in r.stderr
+    for args in (["train", str(tmp_path / "no.yaml")], ["prepare", "--data", str(tmp_path / "no-pool")],
+                 ["evaluate", str(ckpt_dir / "tiny.pt"), str(tmp_path / "no-trials.txt")]):
+        r = subprocess.run([sys.executable, "-m", "speaker_core", *args], capture_output=True, text=True, env=env,
+                           cwd=api.CHECKPOINT_DIR.parent)
+        assert r.returncode == 1 and "No such file or directory" in r.stderr and "Traceback" not in r.stderr, args
 
 
 def _as_norm_checkpoint(path, cohort_dim=None, scale="as-norm"):

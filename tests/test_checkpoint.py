@@ -52,19 +52,23 @@ def test_pickled_code_never_runs(tmp_path):
     with pytest.raises(CheckpointError):
         load_checkpoint(p)
     torch.save({"format": "speaker_core/1", "state_dict": Evil()}, tmp_path / "evil2.pt", _use_new_zipfile_serialization=True)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=r"pickled Python objects \(posix.system\).*refused without running"):
         load_checkpoint(tmp_path / "evil2.pt")
     assert not os.path.exists("/tmp/speaker_core_pwned")
 
 
-@pytest.mark.parametrize("payload", [b"", b"garbage" * 100, None])
-def test_malformed_native(tmp_path, payload):
+@pytest.mark.parametrize("payload, message", [(b"", "empty"), (b"garbage" * 100, "not a PyTorch checkpoint file"),
+                                              ("truncated", "truncated or corrupt"), (None, "")])
+def test_malformed_native(tmp_path, payload, message):
     p = tmp_path / "bad.pt"
     if payload is None:
         torch.save({"format": "speaker_core/1", "config": {"name": "x"}, "state_dict": {}}, p)
+    elif payload == "truncated":
+        torch.save({"format": "speaker_core/1", "state_dict": {"w": torch.zeros(1000)}}, p)
+        p.write_bytes(p.read_bytes()[:300])
     else:
         p.write_bytes(payload)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=message):
         load_checkpoint(p)
 
 

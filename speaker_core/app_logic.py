@@ -399,7 +399,7 @@ def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "c
         lo, hi = max(-1.0, lo), min(1.0, hi)
     bins = np.linspace(lo, hi, 61)
     if tgt.size and non.size:
-        # One filled outline per histogram, not 60 bar patches: a third of the handler's time went to them.
+        # One filled outline per histogram, not 60 bar patches: they took about half of the handler's time.
         ax.hist(np.clip(non, lo, hi), bins=bins, density=True, alpha=0.55, color=RED, histtype="stepfilled",
                 label="different speakers")
         ax.hist(np.clip(tgt, lo, hi), bins=bins, density=True, alpha=0.55, color=GREEN, histtype="stepfilled",

@@ -13,8 +13,8 @@ import os
 
 import gradio as gr
 
-from speaker_core.app_logic import (MAX_UPLOAD_MB, TOP_K, Settings, Studio, empty_html,
-                                    example_paths)
+from speaker_core.app_logic import MAX_UPLOAD_MB, TOP_K, Settings, Studio, example_paths
+from speaker_core.views import empty_html
 
 TITLE = "Speaker Recognition Studio"
 

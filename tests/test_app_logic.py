@@ -13,6 +13,7 @@ import soundfile as sf
 import gradio as gr
 from speaker_core import api
 from speaker_core import app_logic as al
+from speaker_core import views
 from speaker_core.app_logic import Query, Settings, Studio
 
 
@@ -174,7 +175,7 @@ def test_verify_outputs_and_redecide_without_embedding(studio, monkeypatch):
     assert set(result) >= {"score", "same_speaker", "threshold", "clips", "warnings"}
     assert result["scale"] == studio.models.get(DEFAULT).scale and result["threshold"] == 0.3
     assert np.isfinite(result["score"]) and (result["scale"] != "cosine" or -1 <= result["score"] <= 1)
-    assert al.SCALE_LABEL[result["scale"]] in decision
+    assert views.SCALE_LABEL[result["scale"]] in decision
     assert result["same_speaker"] == (result["score"] >= 0.3)
     assert ("Same speaker" in decision) == result["same_speaker"]
     assert fig.axes and "so0049_a.wav" in facts and "kHz" in facts
@@ -455,47 +456,6 @@ def test_gallery_of_a_replaced_checkpoint_asks_to_enroll_again(tmp_path):
         with pytest.raises(gr.Error, match="no longer has.*enroll the speakers again"):
             call()
     assert [r.name for r in s.shared_gallery.speakers()] == ["Ann"] and s.shared_gallery.model()[0] == old_id
-
-
-def test_model_card_threshold_line_per_scale(tmp_path):
-    """A cosine-calibrated checkpoint shows its calibrated threshold and no 'default threshold' line."""
-    _save(tmp_path / "cos.pt", {"calibration": {"threshold": 0.123, "eer": 0.1}})
-    card = al.model_card_markdown(api.load_model(tmp_path / "cos.pt"), "cos@x")
-    assert "| calibrated threshold | 0.123 (cosine score" in card
-    assert "no calibration" not in card and "score normalisation" not in card
-
-
-def test_model_card_epochs_label_for_warm_restarts(tmp_path):
-    """trained_epochs counts only the last stage of a warm-started checkpoint, and the card says so."""
-    net = _untrained()
-    _save(tmp_path / "warm.pt", {"trained_epochs": 66, "recipe": {"init": "a.pt"}}, net)
-    _save(tmp_path / "cold.pt", {"trained_epochs": 17, "recipe": {"init": None}}, net)
-    warm = al.model_card_markdown(api.load_model(tmp_path / "warm.pt"), "w@x")
-    cold = al.model_card_markdown(api.load_model(tmp_path / "cold.pt"), "c@x")
-    assert "| trained epochs (last warm-restart stage) | 66 |" in warm
-    assert "| trained epochs | 17 |" in cold
-    # a weight average: the stored epochs are one ingredient's, so the card lists the ingredients instead
-    _save(tmp_path / "soup.pt", {"trained_epochs": 66, "averaged_from": ["s3/a.pt", "<b>/x.pt"], "source": "export.pt"},
-          net)
-    soup = al.model_card_markdown(api.load_model(tmp_path / "soup.pt"), "s@x")
-    assert "uniform weight average of 2 checkpoints: s3/a.pt, &lt;b&gt;/x.pt |" in soup
-    assert "trained epochs" not in soup and "| file |" not in soup
-
-
-def test_model_card_shows_dev_eer_intervals_and_survives_malformed_ones(tmp_path):
-    net = _untrained()
-    dev = {"per_corpus": {"a": 10.0, "<b>": 20.0}, "pooled": 15.0, "mean_over_corpora": 15.0}
-    metas = {"ci": {"dev_eer": {**dev, "ci95": {"a": [8.0, 12.5], "pooled": [11.0, 19.0], "method": "boot"}}},
-             "bad": {"dev_eer": {**dev, "ci95": {"a": "x", "<b>": [1], "pooled": [None, 2]}}},
-             "none": {"dev_eer": dev}}
-    cards = {}
-    for name, meta in metas.items():
-        _save(tmp_path / f"{name}.pt", meta, net)
-        cards[name] = al.model_card_markdown(api.load_model(tmp_path / f"{name}.pt"), f"{name}@x")
-    assert "| a | 10.00 % | 8.0–12.5 % |" in cards["ci"] and "| pooled | 15.00 % | 11.0–19.0 % |" in cards["ci"]
-    assert "| &lt;b&gt; | 20.00 % |  |" in cards["ci"] and "resamples speakers (boot)" in cards["ci"]
-    assert "| a | 10.00 % |  |" in cards["bad"] and "| pooled | 15.00 % |  |" in cards["bad"]
-    assert "| a | 10.00 % |" in cards["none"] and "95 % interval" not in cards["none"]
 
 
 def test_recalibrated_checkpoint_keeps_its_gallery(tmp_path):

@@ -1,0 +1,256 @@
+"""What the app shows: HTML fragments, score plots and the model card, built from plain values.
+
+No Gradio here and no state: every function takes numbers, dicts or a model and returns an HTML/Markdown string
+or a matplotlib figure. Everything user-supplied is escaped (speaker names through ``gallery.display_name``).
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from .api import Recognizer
+from .gallery import Gallery, display_name
+from .scoring import DEFAULT_THRESHOLD
+
+GREEN, RED, GREY = "#1a7f37", "#cf222e", "#57606a"
+
+
+def facts_html(facts: list[dict]) -> str:
+    rows = []
+    for f in facts:
+        warn_html = "".join(f"<li>⚠️ {html.escape(w)}</li>" for w in f["warnings"]) or \
+            "<li class='ok'>✓ no quality problems found</li>"
+        rows.append(
+            "<tr>"
+            f"<td class='clipname'>{html.escape(str(f['clip']))}</td>"
+            f"<td data-label='Duration'>{f['duration_s']:.1f} s"
+            + (f" <small>(of {f['original_duration_s']:.0f} s)</small>" if f["truncated"] else "") + "</td>"
+            f"<td>{f['sample_rate'] / 1000:g} kHz</td>"
+            f"<td data-label='Speech'>{f['speech_fraction']:.0%}</td>"
+            f"<td><ul class='warnings'>{warn_html}</ul></td></tr>")
+    return ("<table class='facts'><thead><tr><th>Clip</th><th>Duration</th><th>Sample rate</th>"
+            "<th>Speech</th><th>Quality</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _tail_rates(cal: dict, score: float) -> tuple[float, float] | None:
+    tgt = np.asarray(cal.get("target_scores") or [], dtype=np.float64)
+    non = np.asarray(cal.get("nontarget_scores") or [], dtype=np.float64)
+    if tgt.size < 2 or non.size < 2:
+        return None
+    return float(np.mean(tgt < score)), float(np.mean(non >= score))
+
+
+SCALE_LABEL = {"cosine": "cosine score", "as-norm": "AS-norm score"}
+
+
+def decision_html(score: float, threshold: float, same: bool, cal: dict | None = None,
+                  labels: tuple[str, str] = ("Same speaker", "Different speakers"),
+                  extra_html: str = "", scale: str = "cosine") -> str:
+    colour = GREEN if same else RED
+    icon = "✔" if same else "✘"
+    text = html.escape(labels[0] if same else labels[1])
+    margin = score - threshold
+    explain = ""
+    rates = _tail_rates(cal or {}, score)
+    if rates is not None:
+        below_t, above_n = rates
+        explain = (f"<p class='explain'>On this model's held-out calibration trials, "
+                   f"<b>{below_t:.0%}</b> of same-speaker pairs scored lower than {score:.2f}, and "
+                   f"<b>{above_n:.1%}</b> of different-speaker pairs scored {score:.2f} or higher.</p>")
+    return (f"<div class='decision' style='border-color:{colour}'>"
+            f"<div class='verdict' style='color:{colour}'>{icon} {text}</div>"
+            f"<div class='score'>{SCALE_LABEL.get(scale, 'score')} <b>{score:.3f}</b> · threshold {threshold:.3f} · "
+            f"margin {margin:+.3f}</div>{explain}{extra_html}</div>")
+
+
+def empty_html(message: str) -> str:
+    return f"<div class='empty-state'>{html.escape(message)}</div>"
+
+
+def _figure(w=7.0, h=3.2):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+
+
+def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "cosine"):
+    """The score on the checkpoint's same- and different-speaker score distributions."""
+    fig = _figure(8.0, 3.0)
+    ax = fig.add_subplot()
+    cal = cal or {}
+    tgt = np.asarray(cal.get("target_scores") or [], dtype=np.float64)
+    non = np.asarray(cal.get("nontarget_scores") or [], dtype=np.float64)
+    both = np.concatenate([tgt, non]) if tgt.size and non.size else np.zeros(0)
+    lo = min([score, threshold] + ([float(np.percentile(both, 0.5))] if both.size else [-0.3]))
+    hi = max([score, threshold] + ([float(np.percentile(both, 99.5))] if both.size else [1.0]))
+    pad = max(0.03, 0.05 * (hi - lo))
+    lo, hi = lo - pad, hi + pad
+    if scale == "cosine":
+        lo, hi = max(-1.0, lo), min(1.0, hi)
+    bins = np.linspace(lo, hi, 61)
+    if tgt.size and non.size:
+        # One filled outline per histogram, not 60 bar patches: they took about half of the handler's time.
+        ax.hist(np.clip(non, lo, hi), bins=bins, density=True, alpha=0.55, color=RED, histtype="stepfilled",
+                label="different speakers")
+        ax.hist(np.clip(tgt, lo, hi), bins=bins, density=True, alpha=0.55, color=GREEN, histtype="stepfilled",
+                label="same speaker")
+    else:
+        ax.text(0.5, 0.6, "this checkpoint carries no calibration scores",
+                ha="center", transform=ax.transAxes, color=GREY)
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1.5,
+               label=f"threshold {threshold:.2f}")
+    ax.axvline(score, color="#0969da", linewidth=3, label=f"this pair {score:.2f}")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(SCALE_LABEL.get(scale, "score"))
+    ax.set_yticks([])
+    ax.set_title("This score against the model's calibration trials", fontsize=10, loc="left")
+    fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    return fig
+
+
+def ranking_plot(ranking: list[dict], threshold: float, scale: str = "cosine"):
+    n = max(1, len(ranking))
+    fig = _figure(7.0, 1.3 + 0.4 * n)
+    ax = fig.add_subplot()
+    if not ranking:
+        ax.text(0.5, 0.5, "The gallery is empty.", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    names = [r["speaker"] if len(r["speaker"]) <= 30 else r["speaker"][:29] + "…" for r in ranking]
+    scores = [r["score"] for r in ranking]
+    colours = [GREEN if (i == 0 and s >= threshold) else ("#8c959f" if s < threshold else "#4ac26b")
+               for i, s in enumerate(scores)]
+    y = np.arange(len(ranking))[::-1]
+    if scale == "cosine":
+        lo, hi = min(0.0, min(scores) - 0.05), 1.12
+    else:
+        top = max(max(scores), threshold)
+        lo, hi = min(0.0, min(scores) - 0.3), top + 0.15 * max(1.0, top - min(0.0, min(scores)))
+    ax.barh(y, scores, color=colours, height=0.6)
+    ax.set_yticks(y, names, fontsize=9)
+    for yi, s in zip(y, scores):
+        ax.text(max(s, 0) + 0.01 * (hi - lo), yi, f"{s:.2f}", va="center", fontsize=8)
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:.2f}")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(f"{SCALE_LABEL.get(scale, 'score')} with the speaker's voiceprint")
+    ax.set_title(f"Top {len(ranking)} match{'es' if len(ranking) != 1 else ''}", fontsize=10,
+                 loc="left")
+    fig.legend(loc="outside lower right", fontsize=8, frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return fig
+
+
+def gallery_html(gallery: Gallery) -> str:
+    rows = gallery.speakers()
+    if not rows:
+        return empty_html("No speakers enrolled yet. Enroll one with a name and a few clips.")
+    body = "".join(
+        f"<tr><td class='spk'>{display_name(r.name)}</td><td>{r.clips}</td>"
+        f"<td>{html.escape(r.created[:10])}</td><td>{html.escape(r.updated[:16].replace('T', ' '))}</td></tr>"
+        for r in rows)
+    model = html.escape(rows[0].model)
+    return (f"<table class='gallery'><thead><tr><th>Speaker</th><th>Clips</th><th>Enrolled</th>"
+            f"<th>Updated (UTC)</th></tr></thead><tbody>{body}</tbody></table>"
+            f"<p class='gallery-foot'>{len(rows)} speaker{'s' if len(rows) != 1 else ''} · "
+            f"model {model}</p>")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _pct(v) -> str:
+    try:
+        return f"{float(v):.2f} %"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def model_card_markdown(model: Recognizer, model_id: str) -> str:
+    """Architecture, training data and dev EER from the checkpoint's metadata (what is there)."""
+    cfg = model.config
+    meta = dict(model.meta or {})
+    n_params = sum(p.numel() for p in model.net.parameters())
+    enc = type(cfg.encoder).__name__.replace("Config", "")
+    n_mels = getattr(cfg.features, "n_mels", None) or getattr(cfg.features, "nfilt", None)
+    lines = [f"### Model card: {html.escape(model.name)}", "",
+             "| property | value |", "|---|---|",
+             f"| architecture | {html.escape(cfg.name)}: {enc} encoder → statistics pooling → "
+             f"{model.emb_dim}-dim speaker embedding |",
+             f"| parameters | {n_params / 1e6:.2f} M |"]
+    if n_mels:
+        lines.append(f"| input | 16 kHz mono audio, {n_mels} log-mel bands |")
+    lines.append(f"| checkpoint id | `{html.escape(model_id)}` |")
+    cal = meta.get("calibration") if isinstance(meta.get("calibration"), dict) else {}
+    if cal.get("threshold") is not None:
+        lines.append(f"| calibrated threshold | {float(cal['threshold']):.3f} ({SCALE_LABEL.get(model.scale, 'score')}, "
+                     "at the dev EER point) |")
+    else:
+        lines.append(f"| threshold | {DEFAULT_THRESHOLD} (default: this checkpoint carries no calibration) |")
+    if model.norm is not None:
+        lines.append(f"| score normalisation | AS-norm: top {model.norm.top_k} of a cohort of "
+                     f"{model.norm.cohort.shape[0]} training-speaker voiceprints |")
+    if cal.get("eer") is not None:
+        lines.append(f"| pooled dev EER | {_pct(100 * float(cal['eer']))} |")
+    recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
+    epochs_label = "trained epochs (last warm-restart stage)" if recipe.get("init") else "trained epochs"
+    rows = (("trained_epochs", epochs_label), ("created", "created"), ("source", "file"))
+    parts = meta.get("averaged_from")
+    if isinstance(parts, list) and parts:
+        # the epochs and recipe stored are the first ingredient's, so say what the weights really are
+        lines.append(f"| made as | uniform weight average of {len(parts)} checkpoints: "
+                     f"{html.escape(', '.join(str(x) for x in parts))} |")
+        rows = (("created", "created"),)
+    for key, label in rows:
+        if key in meta and isinstance(meta[key], (str, int, float)):
+            lines.append(f"| {label} | {_fmt(meta[key])} |")
+    if recipe.get("loss"):
+        lines.append(f"| loss | {_fmt(recipe['loss'])} |")
+    data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+    train, dev = data.get("train"), data.get("dev")
+    if isinstance(train, dict) and train:
+        lines += ["", "**Training data** (speaker-disjoint split: dev speakers are never trained on)", "",
+                  "| corpus | train spk | train min | dev spk |", "|---|---|---|---|"]
+        for corpus, t in train.items():
+            if not isinstance(t, dict):
+                continue
+            d = dev.get(corpus, {}) if isinstance(dev, dict) else {}
+            mins = t.get("minutes")
+            mins = f"{float(mins):.0f}" if isinstance(mins, (int, float)) else ""
+            lines.append(f"| {html.escape(str(corpus))} | {_fmt(t.get('speakers', ''))} | "
+                         f"{mins} | {_fmt(d.get('speakers', 0) if isinstance(d, dict) else '')} |")
+    dev_eer = meta.get("dev_eer") if isinstance(meta.get("dev_eer"), dict) else {}
+    per = dev_eer.get("per_corpus") if isinstance(dev_eer.get("per_corpus"), dict) else {}
+    if per or dev_eer.get("pooled") is not None:
+        ci = dev_eer.get("ci95") if isinstance(dev_eer.get("ci95"), dict) else {}
+
+        def interval(key) -> str:
+            v = ci.get(key)
+            ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)
+            return f"{float(v[0]):.1f}–{float(v[1]):.1f} %" if ok else ""
+
+        lines += ["", "**Equal error rate on held-out dev speakers** (lower is better)", ""]
+        lines += ["| trial set | EER | 95 % interval |", "|---|---|---|"] if ci else ["| trial set | EER |", "|---|---|"]
+        row = (lambda name, key, v: f"| {name} | {_pct(v)} | {interval(key)} |") if ci else \
+              (lambda name, key, v: f"| {name} | {_pct(v)} |")
+        for k, v in per.items():
+            lines.append(row(html.escape(str(k)), k, v))
+        if dev_eer.get("mean_over_corpora") is not None:
+            lines.append(row("mean over corpora", None, dev_eer["mean_over_corpora"]))
+        if dev_eer.get("pooled") is not None:
+            lines.append(row("pooled", "pooled", dev_eer["pooled"]))
+        if isinstance(dev_eer.get("trials"), str):
+            lines += ["", f"Trials: {html.escape(dev_eer['trials'])}."]
+        if ci:
+            lines += ["", f"The dev split has few speakers per corpus, so each EER is uncertain: the interval "
+                          f"resamples speakers ({html.escape(str(ci.get('method', 'bootstrap')))})."]
+    return "\n".join(lines)

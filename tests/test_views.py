@@ -1,0 +1,71 @@
+"""What the app shows (speaker_core.views): HTML fragments, plots and the model card, from plain values."""
+from speaker_core import api, views
+from test_app_logic import _save, _untrained
+
+
+def test_decision_html_escapes_labels_and_explains_from_calibration():
+    cal = {"target_scores": [0.2, 0.6, 0.8, 0.9], "nontarget_scores": [-0.1, 0.0, 0.1, 0.5]}
+    out = views.decision_html(0.55, 0.4, True, cal, labels=("<script>x</script>", "no"))
+    assert "<script>" not in out and "&lt;script&gt;" in out
+    # 1 of 4 same-speaker pairs scored lower than 0.55; 0 of 4 different-speaker pairs at or above it
+    assert "<b>25%</b> of same-speaker pairs" in out and "<b>0.0%</b> of different-speaker pairs" in out
+    assert "margin +0.150" in out
+    assert "calibration trials" not in views.decision_html(0.1, 0.4, False, None)
+
+
+def test_score_plot_without_calibration_says_so_and_keeps_the_score_in_view():
+    fig = views.score_plot(0.93, 0.3, None)
+    ax = fig.axes[0]
+    assert any("no calibration scores" in t.get_text() for t in ax.texts)
+    lo, hi = ax.get_xlim()
+    assert lo < 0.3 < 0.93 < hi <= 1.0
+
+
+def test_ranking_plot_shortens_long_names_and_handles_an_empty_gallery():
+    empty = views.ranking_plot([], 0.3)
+    assert any("empty" in t.get_text() for t in empty.axes[0].texts)
+    rank = [{"speaker": "x" * 60, "score": 0.8}, {"speaker": "Bo", "score": 0.1}]
+    ax = views.ranking_plot(rank, 0.3).axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["x" * 29 + "…", "Bo"] and list(ax.get_yticks()) == [1, 0]   # the best match on top
+
+
+def test_model_card_threshold_line_per_scale(tmp_path):
+    """A cosine-calibrated checkpoint shows its calibrated threshold and no 'default threshold' line."""
+    _save(tmp_path / "cos.pt", {"calibration": {"threshold": 0.123, "eer": 0.1}})
+    card = views.model_card_markdown(api.load_model(tmp_path / "cos.pt"), "cos@x")
+    assert "| calibrated threshold | 0.123 (cosine score" in card
+    assert "no calibration" not in card and "score normalisation" not in card
+
+
+def test_model_card_epochs_label_for_warm_restarts(tmp_path):
+    """trained_epochs counts only the last stage of a warm-started checkpoint, and the card says so."""
+    net = _untrained()
+    _save(tmp_path / "warm.pt", {"trained_epochs": 66, "recipe": {"init": "a.pt"}}, net)
+    _save(tmp_path / "cold.pt", {"trained_epochs": 17, "recipe": {"init": None}}, net)
+    warm = views.model_card_markdown(api.load_model(tmp_path / "warm.pt"), "w@x")
+    cold = views.model_card_markdown(api.load_model(tmp_path / "cold.pt"), "c@x")
+    assert "| trained epochs (last warm-restart stage) | 66 |" in warm
+    assert "| trained epochs | 17 |" in cold
+    # a weight average: the stored epochs are one ingredient's, so the card lists the ingredients instead
+    _save(tmp_path / "soup.pt", {"trained_epochs": 66, "averaged_from": ["s3/a.pt", "<b>/x.pt"], "source": "export.pt"},
+          net)
+    soup = views.model_card_markdown(api.load_model(tmp_path / "soup.pt"), "s@x")
+    assert "uniform weight average of 2 checkpoints: s3/a.pt, &lt;b&gt;/x.pt |" in soup
+    assert "trained epochs" not in soup and "| file |" not in soup
+
+
+def test_model_card_shows_dev_eer_intervals_and_survives_malformed_ones(tmp_path):
+    net = _untrained()
+    dev = {"per_corpus": {"a": 10.0, "<b>": 20.0}, "pooled": 15.0, "mean_over_corpora": 15.0}
+    metas = {"ci": {"dev_eer": {**dev, "ci95": {"a": [8.0, 12.5], "pooled": [11.0, 19.0], "method": "boot"}}},
+             "bad": {"dev_eer": {**dev, "ci95": {"a": "x", "<b>": [1], "pooled": [None, 2]}}},
+             "none": {"dev_eer": dev}}
+    cards = {}
+    for name, meta in metas.items():
+        _save(tmp_path / f"{name}.pt", meta, net)
+        cards[name] = views.model_card_markdown(api.load_model(tmp_path / f"{name}.pt"), f"{name}@x")
+    assert "| a | 10.00 % | 8.0–12.5 % |" in cards["ci"] and "| pooled | 15.00 % | 11.0–19.0 % |" in cards["ci"]
+    assert "| &lt;b&gt; | 20.00 % |  |" in cards["ci"] and "resamples speakers (boot)" in cards["ci"]
+    assert "| a | 10.00 % |  |" in cards["bad"] and "| pooled | 15.00 % |  |" in cards["bad"]
+    assert "| a | 10.00 % |" in cards["none"] and "95 % interval" not in cards["none"]

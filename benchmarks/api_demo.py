@@ -60,9 +60,12 @@ def main() -> None:
     ap.add_argument("--url", default="http://127.0.0.1:7860/")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "speech"))
     ap.add_argument("--keep", action="store_true", help="leave the demo speakers enrolled")
+    ap.add_argument("--model", default=None, help="a checkpoint name from the app's selector (default: the app's "
+                                                  "default), used at its calibrated threshold")
     args = ap.parse_args()
     pool = Path(args.data)
     c = Client(args.url, verbose=False)
+    model = (args.model,) if args.model else ()   # no threshold: the app uses the model's calibrated one
 
     # check the speakers really are unseen: in the dev split
     import sys
@@ -77,7 +80,7 @@ def main() -> None:
     correct = 0
     for a, b, same in VERIFY_PAIRS:
         fa, fb = resolve(pool, a), resolve(pool, b)
-        r = c.predict(handle_file(fa), handle_file(fb), api_name="/verify")[0]
+        r = c.predict(handle_file(fa), handle_file(fb), *model, api_name="/verify")[0]
         ok = r["same_speaker"] == same
         correct += ok
         print(f"{'ok ' if ok else 'BAD'} {'same' if same else 'diff'}  score {r['score']:+.3f} "
@@ -90,7 +93,7 @@ def main() -> None:
     for p in NEAR_SILENT:
         f = resolve(pool, p)
         try:
-            r = c.predict(handle_file(f), handle_file(resolve(pool, VERIFY_PAIRS[4][1])),
+            r = c.predict(handle_file(f), handle_file(resolve(pool, VERIFY_PAIRS[4][1])), *model,
                           api_name="/verify")[0]
             print(f"BAD {Path(f).name} was scored: {r['score']:+.3f}")
         except AppError as e:
@@ -105,11 +108,11 @@ def main() -> None:
             pass
     for name, spk in zip(names, ENROLL_SPEAKERS):
         clips = [handle_file(f) for f in files_of(pool, spk)[:3]]
-        r = c.predict(name, clips, api_name="/enroll")[0]
+        r = c.predict(name, clips, None, False, *model, api_name="/enroll")[0]
         print(f"enrolled {r['speaker']!r} from {r['clips']} clips")
     hits = 0
     for name, spk in zip(names, ENROLL_SPEAKERS):
-        r = c.predict(handle_file(files_of(pool, spk)[3]), api_name="/identify")[0]
+        r = c.predict(handle_file(files_of(pool, spk)[3]), *model, api_name="/identify")[0]
         top = ", ".join(f"{x['speaker']} {x['score']:.2f}" for x in r["ranking"][:3])
         ok = r["speaker"] == name
         hits += ok

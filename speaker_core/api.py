@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, Clip, load_clip, windows
+from .audio import SAMPLE_RATE, Clip, canonical_edges, load_clip, windows
 from .checkpoint import CheckpointError, load_checkpoint
 from .model import SpeakerModel
 from .scoring import DEFAULT_THRESHOLD, ScoreNorm, cosine, score_norm_of
@@ -82,6 +82,22 @@ def window_of(meta: dict) -> tuple[float, float] | None:
     return w, h
 
 
+def edges_of(meta: dict) -> dict | None:
+    """The checkpoint's edge silence handling: ``canonical_edges`` keyword arguments, or None to embed clips as
+    they are. Ours may store ``meta["edges"] = {"keep": 0.2, "pad": 1.5, "db": -50.0}`` (set by ``calibrate
+    --edges canonical``, which calibrates the threshold and cohort the same way); NeMo imports never do."""
+    e = (meta or {}).get("edges")
+    if not e:
+        return None
+    try:
+        out = {"keep": float(e["keep"]), "pad": float(e["pad"]), "db": float(e["db"])}
+    except (TypeError, KeyError, ValueError):
+        raise ValueError("meta['edges'] must hold numeric 'keep', 'pad' and 'db'") from None
+    if not (0.0 <= out["keep"] <= 5.0 and 0.0 <= out["pad"] <= 10.0 and -120.0 <= out["db"] <= -10.0):
+        raise ValueError(f"edges {out} out of range (keep 0-5 s, pad 0-10 s, db -120 to -10 dBFS)")
+    return out
+
+
 class Recognizer:
     """A loaded speaker model with audio-level methods.
 
@@ -96,6 +112,7 @@ class Recognizer:
         try:
             self.norm: ScoreNorm | None = score_norm_of(self.meta, self.emb_dim)
             self.window = window_of(self.meta)
+            self.edges = edges_of(self.meta)
         except ValueError as e:
             raise CheckpointError(f"{self.name}: {e}") from None
 
@@ -143,9 +160,12 @@ class Recognizer:
         return emb.cpu().numpy().astype(np.float32, copy=False)
 
     def _embed(self, waves: list[np.ndarray], batch_size: int | None = None) -> torch.Tensor:
-        """(N, D): one pass per clip, or for a windowed checkpoint the mean of a long clip's unit window embeddings."""
+        """(N, D): one pass per clip, or for a windowed checkpoint the mean of a long clip's unit window embeddings.
+        A checkpoint with ``edges`` (``edges_of``) first gives every clip the same silence around its words."""
         # On CPU padding costs more than batching saves (measured in benchmarks/bench_embed.py): one clip at a time.
         batch_size = batch_size or (64 if self.device.type == "cuda" else 1)
+        if self.edges:
+            waves = [canonical_edges(w, **self.edges) for w in waves]
         out = torch.empty(len(waves), self.emb_dim)
         whole = []
         for i, w in enumerate(waves):

@@ -409,6 +409,19 @@ class Studio:
     def default_threshold(self, model_name: str | None = None) -> float:
         return round(self.models.threshold(model_name), 3)
 
+    def threshold_for(self, model_name: str | None, threshold: float | None) -> float:
+        """The threshold a request means. An API call that names another model but no threshold arrives with the
+        slider's start value, the default model's calibrated threshold, which is wrong on the other model's scale:
+        that value means "the named model's calibrated threshold". (In the browser, choosing a model moves the
+        slider to its own threshold.)"""
+        model = self.models.get(model_name)
+        if threshold is None:
+            return float(model.threshold)
+        default = self.models.default()
+        if model_name and model_name != default and abs(float(threshold) - self.default_threshold(default)) < 5e-4:
+            return float(model.threshold)
+        return float(threshold)
+
     def threshold_range(self, model_name: str | None = None) -> tuple[float, float]:
         """Slider bounds on the model's score scale: cosine [-0.2, 1], AS-norm around its calibration scores."""
         try:
@@ -452,7 +465,7 @@ class Studio:
         clip_b = read_clip(audio_b, "Clip B", ms)
         name = model_name or self.models.default()
         model = self.models.get(name)
-        threshold = float(model.threshold if threshold is None else threshold)
+        threshold = self.threshold_for(name, threshold)
         emb = model.embed_batch([clip_a, clip_b])
         score = model.compare(emb[0], emb[1])
         facts = [clip_facts(clip_a, "A: " + _label_of(_path_of(audio_a), "clip A"), ms),
@@ -562,7 +575,7 @@ class Studio:
         model = self.models.get(model_name)
         model_id = self.adopt(gallery, model_name)
         self.check_model(gallery, model_id)
-        threshold = float(model.threshold if threshold is None else threshold)
+        threshold = self.threshold_for(model_name, threshold)
         top_k = int(min(max(1, int(top_k or TOP_K)), 20))
         emb = model.embed_clip(clip)
         best, ranking = gallery.identify(emb, top_k=top_k, threshold=threshold, model_name=model_id,

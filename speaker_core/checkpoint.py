@@ -114,6 +114,8 @@ def _load_native(p: Path) -> SpeakerModel:
         raise CheckpointError(f"{p.name} has no valid state_dict.")
     try:
         cfg = config_from_dict(payload["config"])
+    except KeyError as e:
+        raise CheckpointError(f"{p.name} has an invalid config: {e.args[0]!r} is missing") from None
     except Exception as e:
         raise CheckpointError(f"{p.name} has an invalid config: {e}") from None
     labels = payload.get("labels") or []

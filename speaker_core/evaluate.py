@@ -34,7 +34,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .api import window_of
+from .api import edges_of, window_of
+from .audio import CANONICAL_EDGES
 from .scoring import (ScoreNorm, bootstrap_eer, l2_normalize, plot_scores, scale_of, score_norm_of,
                       summarize_scores)
 
@@ -179,10 +180,14 @@ def build_trials(items: Sequence[dict], max_nontarget: int = 20000, seed: int = 
 @torch.no_grad()
 def embed_waves(model, waves: Sequence[np.ndarray], batch_size: int = 16, device=None,
                 max_batch_samples: int = 16000 * 120, progress: bool = False,
-                window: Optional[Tuple[float, float]] = None) -> np.ndarray:
+                window: Optional[Tuple[float, float]] = None, edges: Optional[dict] = None) -> np.ndarray:
     """Whole-utterance embeddings (raw, not normalised) of float32 16 kHz waves, batched by similar length.
-    With ``window=(seconds, hop)`` a long clip gets the mean of its unit window embeddings instead, exactly as
-    ``Recognizer`` embeds for a checkpoint with that window (``api.window_of``)."""
+    With ``window=(seconds, hop)`` a long clip gets the mean of its unit window embeddings instead, and with
+    ``edges`` every clip first gets ``audio.canonical_edges``, exactly as ``Recognizer`` embeds for a checkpoint
+    with that window and edges (``api.window_of``, ``api.edges_of``)."""
+    if edges:
+        from .audio import canonical_edges
+        waves = [canonical_edges(w, **edges) for w in waves]
     if window:
         from .audio import windows
         segs, owner = [], []
@@ -362,10 +367,12 @@ def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_thres
 
 def evaluate(model, items: Sequence[dict], trials_by_set, waves: Optional[List[np.ndarray]] = None,
              batch_size: int = 16, device=None, crop: Optional[float] = None, progress: bool = False,
-             norm: Optional[ScoreNorm] = None, window: Optional[Tuple[float, float]] = None):
+             norm: Optional[ScoreNorm] = None, window: Optional[Tuple[float, float]] = None,
+             edges: Optional[dict] = None):
     if waves is None:
         waves = load_item_waves(items, crop=crop)
-    emb = embed_waves(model, waves, batch_size=batch_size, device=device, progress=progress, window=window)
+    emb = embed_waves(model, waves, batch_size=batch_size, device=device, progress=progress, window=window,
+                      edges=edges)
     res, scores = evaluate_embeddings(emb, trials_by_set, norm=norm)
     res["n_utterances"] = len(items)
     return res, scores, emb
@@ -430,6 +437,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     try:
         norm = None if a.cosine else score_norm_of(model.meta, model.emb_dim)
         window = None if a.whole else window_of(model.meta)
+        edges = edges_of(model.meta)
     except ValueError as e:
         from .checkpoint import CheckpointError
         raise CheckpointError(f"{os.path.basename(a.checkpoint)}: {e}") from None
@@ -459,13 +467,14 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         pad_label = f"{a.pad_db:g}dB" if np.isfinite(a.pad_db) else "zeros"
         pad_label += "_second" if a.pad_side == "second" else ""
     if a.pad_edges and a.pad_side == "second":
-        emb, emb_b = (embed_waves(model, w, batch_size=a.batch_size, device=device, progress=True, window=window)
-                      for w in (waves, padded))
+        emb, emb_b = (embed_waves(model, w, batch_size=a.batch_size, device=device, progress=True, window=window,
+                                  edges=edges) for w in (waves, padded))
         res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=emb_b)
         res["n_utterances"] = len(items)
     else:
         res, scores, _ = evaluate(model, items, trials, waves=padded if a.pad_edges else waves,
-                                  batch_size=a.batch_size, device=device, progress=True, norm=norm, window=window)
+                                  batch_size=a.batch_size, device=device, progress=True, norm=norm, window=window,
+                                  edges=edges)
     cal_thr = (model.meta.get("calibration") or {}).get("threshold")
     pt, pn = scores["pooled"]
     if cal_thr is not None and res["scale"] == scale_of(model.meta) and len(pt) and len(pn):
@@ -476,7 +485,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     if a.bootstrap > 0:
         add_bootstrap(res, scores, items, trials, n_boot=a.bootstrap, seed=a.seed)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
-                "crop": a.crop, "window": window,
+                "crop": a.crop, "window": window, "edges": edges,
                 "pad_edges": [a.pad_edges, a.pad_db if np.isfinite(a.pad_db) else "zeros"] if pad_label else None,
                 "pad_side": a.pad_side if pad_label else None,
                 "split_single": a.split_single, "max_nontarget": a.max_nontarget,
@@ -504,8 +513,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
 # AS-norm cohort and calibration
 # --------------------------------------------------------------------------------------------
 def build_cohort(model, rows: Sequence[dict], per_speaker: int = 4, max_seconds: float = 6.0, seed: int = 0,
-                 batch_size: int = 16, device=None, window: Optional[Tuple[float, float]] = None
-                 ) -> Tuple[np.ndarray, List[str]]:
+                 batch_size: int = 16, device=None, window: Optional[Tuple[float, float]] = None,
+                 edges: Optional[dict] = None) -> Tuple[np.ndarray, List[str]]:
     """One unit voiceprint per speaker (normalised mean of up to ``per_speaker`` clips, first ``max_seconds``)."""
     by_spk: Dict[str, List[str]] = defaultdict(list)
     for r in rows:
@@ -519,7 +528,8 @@ def build_cohort(model, rows: Sequence[dict], per_speaker: int = 4, max_seconds:
         items += [{"path": f} for f in pick]
         owner += [i] * len(pick)
     waves = load_item_waves(items, crop=max_seconds)
-    emb = l2_normalize(embed_waves(model, waves, batch_size=batch_size, device=device, progress=True, window=window))
+    emb = l2_normalize(embed_waves(model, waves, batch_size=batch_size, device=device, progress=True, window=window,
+                                   edges=edges))
     owner = np.asarray(owner)
     cohort = np.stack([l2_normalize(emb[owner == i].mean(0)) for i in range(len(speakers))])
     return cohort.astype(np.float32), speakers
@@ -539,6 +549,10 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--window", type=float, default=None,
                     help="embed clips longer than 1.5 windows as the mean of SEC-second windows (hop SEC/2); "
                          "default: the longest training crop of the checkpoint's recipe; 0: whole clips")
+    ap.add_argument("--edges", choices=("checkpoint", "canonical", "none"), default="checkpoint",
+                    help="silence around the words: 'canonical' gives every clip the same (audio.canonical_edges) "
+                         "before embedding, here and wherever the checkpoint is used; 'none' embeds clips as they "
+                         "are; default: what the checkpoint already does")
     ap.add_argument("--bootstrap", type=int, default=1000, help="replicates for the stored 95%% intervals")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(argv)
@@ -558,13 +572,14 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
         crops = (model.meta.get("recipe") or {}).get("crop_sec") or [0.0]
         win = float(max(crops))
     window = (win, win / 2.0) if win and win > 0 else None
+    edges = {"checkpoint": edges_of(model.meta), "canonical": dict(CANONICAL_EDGES), "none": None}[a.edges]
     t0 = time.time()
     with torch.no_grad():
-        cohort, speakers = build_cohort(model, train_rows, per_speaker=a.per_speaker, window=window)
+        cohort, speakers = build_cohort(model, train_rows, per_speaker=a.per_speaker, window=window, edges=edges)
         norm = ScoreNorm(cohort, top_k=a.top_k)
         items, waves, trials = items_with_trials(items_from_manifest(a.dev))
-        emb = embed_waves(model, waves, window=window)
-        emb2 = (embed_waves(model, [w[:int(a.crop_eval * SR)] for w in waves], window=window)
+        emb = embed_waves(model, waves, window=window, edges=edges)
+        emb2 = (embed_waves(model, [w[:int(a.crop_eval * SR)] for w in waves], window=window, edges=edges)
                 if a.crop_eval else None)
     res = {}
     for name, nm in (("as-norm", norm), ("cosine", None)):
@@ -577,8 +592,11 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     pt, pn = sc["pooled"]
     meta = dict(model.meta)
     meta.pop("embedding", None)
+    meta.pop("edges", None)
     if window:
         meta["embedding"] = {"window": window[0], "hop": window[1]}
+    if edges:
+        meta["edges"] = dict(edges)
     meta["score_norm"] = {**norm.to_meta(), "cohort_speakers": len(speakers),
                           "cohort_source": f"{os.path.basename(a.train)}: {a.per_speaker} clips per speaker, first 6 s"}
     meta["calibration"] = calibration_from_scores(pt, pn, r["pooled"]["eer_threshold"], r["pooled"]["eer"] / 100.0,
@@ -606,6 +624,7 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     out = a.out or a.checkpoint
     save_checkpoint(out, model, meta=meta, half=True, drop_head=True)
     print(f"wrote {out}: " + (f"{window[0]:g} s windows, hop {window[1]:g} s; " if window else "whole clips; ") +
+          ("canonical edges; " if edges else "") +
           f"AS-norm top {norm.top_k} of {len(speakers)} training speakers; threshold "
           f"{meta['calibration']['threshold']:.3f}; dev EER mean {meta['dev_eer']['mean_over_corpora']:.2f}% "
           f"(cosine {meta['dev_eer']['cosine']['mean_over_corpora']:.2f}%), pooled {meta['dev_eer']['pooled']:.2f}% "

@@ -189,6 +189,10 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
              f"| parameters | {n_params / 1e6:.2f} M |"]
     if n_mels:
         lines.append(f"| input | 16 kHz mono audio, {n_mels} log-mel bands |")
+    edges = getattr(model, "edges", None)
+    if edges:
+        lines.append(f"| silence around the words | each edge cut to {edges['keep']:g} s, then the same "
+                     f"{edges['pad']:g} s of {edges['db']:g} dBFS noise on both sides, before embedding |")
     lines.append(f"| checkpoint id | `{html.escape(model_id)}` |")
     cal = meta.get("calibration") if isinstance(meta.get("calibration"), dict) else {}
     if cal.get("threshold") is not None:

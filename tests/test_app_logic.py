@@ -441,6 +441,20 @@ def test_two_models_never_mix_in_one_gallery(tmp_path):
     assert r["model"] == "ecapa-small" and r["threshold"] == al.DEFAULT_THRESHOLD
 
 
+def test_another_model_without_a_threshold_uses_its_own(tmp_path):
+    """An API call naming another model arrives with the slider's start value (the default model's threshold):
+    it must be decided at the named model's calibrated threshold, not on the wrong scale."""
+    _save(tmp_path / "ecapa-small.pt", {"calibration": {"threshold": 0.444, "eer": 0.1}})
+    _save(tmp_path / "speakernet-m.pt", {"calibration": {"threshold": 0.2, "eer": 0.1}}, arch="speakernet-m")
+    s = Studio(Settings(checkpoint_dir=tmp_path, gallery_path=":memory:"))
+    a, b = ex("so0049_a.wav"), ex("so0981_a.wav")
+    assert s.verify(a, b, "speakernet-m", 0.444)[0]["threshold"] == 0.2          # the client's fill-in
+    assert s.verify(a, b, "speakernet-m", 0.5)[0]["threshold"] == 0.5            # a chosen value is kept
+    assert s.verify(a, b, "ecapa-small", 0.444)[0]["threshold"] == 0.444
+    s.enroll("Ann", [a], None, False, "speakernet-m", None)
+    assert s.identify(b, "speakernet-m", 0.444, 5, None)[0]["threshold"] == 0.2
+
+
 def test_gallery_of_a_replaced_checkpoint_asks_to_enroll_again(tmp_path):
     """A shipped checkpoint updated with new weights: its old voiceprints cannot be scored, and nothing is lost."""
     _save(tmp_path / "ecapa-small.pt", seed=0)

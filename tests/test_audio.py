@@ -197,3 +197,24 @@ def test_edge_silence_measures_the_silence_around_the_words(tone, level):
     assert lead == pytest.approx(1.2, abs=0.05) and tail == pytest.approx(0.8, abs=0.05)
     assert load_clip(x, sample_rate=16000).edge_silence == (lead, tail)
     assert load_clip(tone, sample_rate=16000).edge_silence[0] < 0.05
+
+
+def test_canonical_edges_gives_every_recording_the_same_silence():
+    """Whatever silence a recording has around its words, the canonical form is the words between the same
+    fixed noise: two takes that differ only in their silence come out identical."""
+    from speaker_core.audio import CANONICAL_EDGES, canonical_edges
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    words = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    quiet = lambda n: (rng.normal(0, 10 ** (-70 / 20), n)).astype(np.float32)
+    short = np.concatenate([np.zeros(8000, np.float32), words, np.zeros(8000, np.float32)])   # 0.5 s each side
+    long = np.concatenate([np.zeros(48000, np.float32), words, np.zeros(64000, np.float32)])
+    a, b = canonical_edges(short, **CANONICAL_EDGES), canonical_edges(long, **CANONICAL_EDGES)
+    assert np.array_equal(a, b)
+    pad = int(CANONICAL_EDGES["pad"] * 16000)
+    rms = float(np.sqrt(np.mean(a[:pad] ** 2)))
+    assert abs(20 * np.log10(rms) - CANONICAL_EDGES["db"]) < 0.5
+    assert np.array_equal(a[:pad], canonical_edges(quiet(20000) + 0.2, **CANONICAL_EDGES)[:pad])
+    # no words found: nothing is cut, the clip is only padded
+    hum = quiet(8000)
+    assert np.array_equal(canonical_edges(hum)[pad:-pad], hum)

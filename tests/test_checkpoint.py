@@ -58,7 +58,8 @@ def test_pickled_code_never_runs(tmp_path):
 
 
 @pytest.mark.parametrize("payload, message", [(b"", "empty"), (b"garbage" * 100, "not a PyTorch checkpoint file"),
-                                              ("truncated", "truncated or corrupt"), (None, "")])
+                                              ("truncated", "truncated or corrupt"),
+                                              (None, "invalid config: 'encoder' is missing")])
 def test_malformed_native(tmp_path, payload, message):
     p = tmp_path / "bad.pt"
     if payload is None:

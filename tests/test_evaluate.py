@@ -144,6 +144,17 @@ def test_calibrate_adds_cohort_and_rescales(tmp_path):
     assert main_calibrate([ck, "--train", str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "dev.jsonl"),
                            "--top-k", "1", "--crop-eval", "0", "--window", "0"]) == 0
     assert load_model(ck).window is None
+    # canonical edges: stored with the calibration made with them, kept by a plain re-calibration, used by evaluate
+    base = ["--train", str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "dev.jsonl"), "--top-k", "1",
+            "--crop-eval", "0", "--bootstrap", "10"]
+    assert main_calibrate([ck, *base, "--edges", "canonical"]) == 0
+    thr_edges = load_model(ck).threshold
+    assert load_model(ck).edges == {"keep": 0.2, "pad": 1.5, "db": -50.0}
+    assert main_calibrate([ck, *base]) == 0 and load_model(ck).edges is not None
+    assert load_model(ck).threshold == thr_edges
+    assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
+    assert json.load(open(out + ".json"))["edges"] == {"keep": 0.2, "pad": 1.5, "db": -50.0}
+    assert main_calibrate([ck, *base, "--edges", "none"]) == 0 and load_model(ck).edges is None
 
 
 def test_evaluate_refuses_a_checkpoint_without_its_cohort(tmp_path):

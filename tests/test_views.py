@@ -69,3 +69,11 @@ def test_model_card_shows_dev_eer_intervals_and_survives_malformed_ones(tmp_path
     assert "| &lt;b&gt; | 20.00 % |  |" in cards["ci"] and "resamples speakers (boot)" in cards["ci"]
     assert "| a | 10.00 % |  |" in cards["bad"] and "| pooled | 15.00 % |  |" in cards["bad"]
     assert "| a | 10.00 % |" in cards["none"] and "95 % interval" not in cards["none"]
+
+
+def test_model_card_says_how_silence_is_handled(tmp_path):
+    _save(tmp_path / "plain.pt")
+    _save(tmp_path / "edges.pt", {"edges": {"keep": 0.2, "pad": 1.5, "db": -50.0}})
+    assert "silence around the words" not in views.model_card_markdown(api.load_model(tmp_path / "plain.pt"), "p@x")
+    card = views.model_card_markdown(api.load_model(tmp_path / "edges.pt"), "e@x")
+    assert "| silence around the words | each edge cut to 0.2 s, then the same 1.5 s of -50 dBFS noise" in card

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from speaker_core.api import window_of  # noqa: E402
+from speaker_core.api import edges_of, window_of  # noqa: E402
 from speaker_core.checkpoint import load_checkpoint  # noqa: E402
 from speaker_core.evaluate import (SR, evaluate, items_from_manifest, items_with_trials,  # noqa: E402
                                    pad_edges, pad_level, speakers_by_set)
@@ -26,7 +26,8 @@ from speaker_core.scoring import bootstrap_eer, score_norm_of  # noqa: E402
 def replicates(path, items, waves, trials, speakers, n_boot, seed):
     model = load_checkpoint(path).eval()
     norm = score_norm_of(model.meta, model.emb_dim)
-    res, scores, _ = evaluate(model, items, trials, waves=waves, norm=norm, window=window_of(model.meta))
+    res, scores, _ = evaluate(model, items, trials, waves=waves, norm=norm, window=window_of(model.meta),
+                              edges=edges_of(model.meta))
     sets = [s for s in trials if res["sets"][s]["eer"] is not None]   # both trial kinds; all count in pooled
     reps = {s: bootstrap_eer(*scores[s], *speakers[s], n_boot=n_boot, seed=seed) for s in sets}
     reps["mean"] = np.mean([reps[s] for s in sets], axis=0)

@@ -31,13 +31,14 @@ def main(argv=None):
     rows = read_manifest(a.manifest)
     cache = AudioCache([r["audio_filepath"] for r in rows], cache_path=a.cache)
     if a.checkpoint:
-        from speaker_core.api import window_of
+        from speaker_core.api import edges_of, window_of
         from speaker_core.checkpoint import load_checkpoint
         from speaker_core.evaluate import SR, embed_waves
         from speaker_core.scoring import l2_normalize
         model = load_checkpoint(a.checkpoint).float().eval()
         with torch.no_grad():
-            emb = embed_waves(model, [cache.get(i, 6 * SR) for i in range(len(rows))], window=window_of(model.meta))
+            emb = embed_waves(model, [cache.get(i, 6 * SR) for i in range(len(rows))], window=window_of(model.meta),
+                              edges=edges_of(model.meta))
         emb = l2_normalize(emb).astype(np.float32)
     else:
         emb = compute_teacher_embeddings((cache.get(i) for i in range(len(rows))), resemblyzer_encoder("cpu"),

@@ -25,16 +25,18 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20, help="timed requests (after 2 warm-up requests)")
     ap.add_argument("--a", default=str(EX / "so0049_a.wav"))
     ap.add_argument("--b", default=str(EX / "so0049_b.wav"))
+    ap.add_argument("--model", default=None, help="a checkpoint name from the app's selector (default: the app's default)")
     args = ap.parse_args()
+    model = (args.model,) if args.model else ()
 
     client = Client(args.url, verbose=False)
     a, b = handle_file(args.a), handle_file(args.b)
     for _ in range(2):  # warm-up: model load, first plot
-        client.predict(a, b, api_name="/verify")
+        client.predict(a, b, *model, api_name="/verify")
     times = []
     for _ in range(args.n):
         t = time.perf_counter()
-        result = client.predict(a, b, api_name="/verify")[0]
+        result = client.predict(a, b, *model, api_name="/verify")[0]
         times.append(time.perf_counter() - t)
     times.sort()
     p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]

@@ -145,10 +145,12 @@ class Settings:
 
 
 def embedding_digest(model: Recognizer) -> str:
-    """10 hex digits of a hash over what a clip's embedding depends on: config, weights, embedding window.
-    Calibration, cohort and metadata are left out: they change scores, not the stored voiceprints."""
-    h = hashlib.sha256(json.dumps({"config": config_to_dict(model.config), "window": model.window},
-                                  sort_keys=True, default=str).encode())
+    """10 hex digits of a hash over what a clip's embedding depends on: config, weights, embedding window and edge
+    handling. Calibration, cohort and metadata are left out: they change scores, not the stored voiceprints."""
+    what = {"config": config_to_dict(model.config), "window": model.window}
+    if model.edges:   # only when set, so that the ids of checkpoints without it stay what they were
+        what["edges"] = model.edges
+    h = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode())
     for k, v in sorted(model.net.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())

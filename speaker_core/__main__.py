@@ -1,4 +1,4 @@
-"""Command line: `python -m speaker_core {embed,verify,prepare,train,evaluate,calibrate} ...`."""
+"""Command line: `python -m speaker_core {embed,verify,prepare,train,evaluate,calibrate,fuse} ...`."""
 from __future__ import annotations
 
 import argparse
@@ -45,8 +45,8 @@ def cmd_verify(argv) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"embed": cmd_embed, "verify": cmd_verify}
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands | {"prepare": 0, "train": 0, "evaluate": 0, "calibrate": 0}:
-        print("usage: python -m speaker_core {embed,verify,prepare,train,evaluate,calibrate} ...", file=sys.stderr)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands | {"prepare": 0, "train": 0, "evaluate": 0, "calibrate": 0, "fuse": 0}:
+        print("usage: python -m speaker_core {embed,verify,prepare,train,evaluate,calibrate,fuse} ...", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     cmd, rest = argv[0], argv[1:]
     from .audio import AudioError
@@ -61,6 +61,8 @@ def main(argv=None) -> int:
             from .evaluate import main_evaluate as fn
         elif cmd == "calibrate":
             from .evaluate import main_calibrate as fn
+        elif cmd == "fuse":
+            from .fusion import main_fuse as fn
         else:
             fn = commands[cmd]
         return int(fn(rest) or 0)

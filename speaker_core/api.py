@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE, Clip, canonical_edges, load_clip, windows
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import FUSION_FORMAT, CheckpointError, load_checkpoint, model_from_payload, read_payload
 from .model import SpeakerModel
 from .scoring import DEFAULT_THRESHOLD, ScoreNorm, cosine, score_norm_of
 
@@ -226,11 +226,17 @@ class Recognizer:
 
 
 def load_model(name_or_path=None, device=None) -> Recognizer:
-    """Load a shipped checkpoint by name ("speakernet-m", "ecapa-small"), or a `.pt` / `.nemo` file by path.
+    """Load a shipped checkpoint by name ("speakernet-m", "ecapa-small"), or a `.pt` / `.nemo` file by path. A fusion
+    file (`fusion.py`) loads its members and returns a `FusedRecognizer`.
 
     With no argument, loads the default shipped checkpoint (checkpoints/ecapa-small.pt, or $SPEAKER_DEFAULT_MODEL).
     """
     path = resolve(name_or_path)
-    net = load_checkpoint(path)
-    name = path.stem if path.suffix == ".pt" else path.name
-    return Recognizer(net, device=device, name=name)
+    if path.suffix == ".pt":
+        payload = read_payload(path)
+        if payload.get("format") == FUSION_FORMAT:
+            from .fusion import load_fusion   # fusion.py builds on this module
+
+            return load_fusion(path, payload, device)
+        return Recognizer(model_from_payload(payload, path.name), device=device, name=path.stem)
+    return Recognizer(load_checkpoint(path), device=device, name=path.name)

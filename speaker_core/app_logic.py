@@ -147,6 +147,10 @@ class Settings:
 def embedding_digest(model: Recognizer) -> str:
     """10 hex digits of a hash over what a clip's embedding depends on: config, weights, embedding window and edge
     handling. Calibration, cohort and metadata are left out: they change scores, not the stored voiceprints."""
+    members = getattr(model, "members", None)
+    if members:   # a fusion: its members' ids and weights
+        joined = ",".join(f"{embedding_digest(m)}*{w:g}" for m, w in members)
+        return hashlib.sha256(joined.encode()).hexdigest()[:10]
     what = {"config": config_to_dict(model.config), "window": model.window}
     if model.edges:   # only when set, so that the ids of checkpoints without it stay what they were
         what["edges"] = model.edges

@@ -15,6 +15,7 @@ import torch
 from .model import ModelConfig, SpeakerModel, config_from_dict, config_to_dict
 
 FORMAT = "speaker_core/1"
+FUSION_FORMAT = "speaker_core/fusion-1"   # speaker_core/fusion.py: several of our checkpoints as one model
 MAX_CHECKPOINT_BYTES = 2 * 1024**3
 
 
@@ -67,19 +68,24 @@ def build_model(cfg: ModelConfig, state: dict, labels=(), meta=None) -> SpeakerM
     return model.eval()
 
 
-def load_checkpoint(path, device=None) -> SpeakerModel:
-    """Load a `.pt` (ours) or `.nemo` (NeMo) checkpoint into a SpeakerModel in eval mode."""
+def _checked_path(path) -> Path:
     p = Path(os.fspath(path))
     if not p.is_file():
         raise CheckpointError(f"Checkpoint not found: {p}")
     if p.stat().st_size > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"Checkpoint {p.name} is larger than {MAX_CHECKPOINT_BYTES // 2**30} GB.")
+    return p
+
+
+def load_checkpoint(path, device=None) -> SpeakerModel:
+    """Load a `.pt` (ours) or `.nemo` (NeMo) checkpoint into a SpeakerModel in eval mode."""
+    p = _checked_path(path)
     if p.suffix == ".nemo":
         from .nemo import load_nemo
 
         model = load_nemo(p)
     else:
-        model = _load_native(p)
+        model = model_from_payload(read_payload(p), p.name)
     if device is not None:
         model = model.to(device)
     return model
@@ -99,7 +105,9 @@ def _load_failure(e: Exception) -> str:
     return msg.splitlines()[0][:200]
 
 
-def _load_native(p: Path) -> SpeakerModel:
+def read_payload(path) -> dict:
+    """The plain dict inside one of our `.pt` files (a model, or a fusion of models), loaded without running code."""
+    p = _checked_path(path)
     data = p.read_bytes()
     if not data:
         raise CheckpointError(f"{p.name} is empty (0 bytes).")
@@ -107,21 +115,28 @@ def _load_native(p: Path) -> SpeakerModel:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"{p.name} is not a readable speaker_core checkpoint: {_load_failure(e)}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") not in (FORMAT, FUSION_FORMAT):
         raise CheckpointError(f"{p.name} is not a speaker_core checkpoint (no '{FORMAT}' format tag).")
+    return payload
+
+
+def model_from_payload(payload: dict, name: str) -> SpeakerModel:
+    if payload.get("format") == FUSION_FORMAT:
+        raise CheckpointError(f"{name} is a fusion of checkpoints, not one network: load it with "
+                              "speaker_core.load_model.")
     state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{p.name} has no valid state_dict.")
+        raise CheckpointError(f"{name} has no valid state_dict.")
     try:
         cfg = config_from_dict(payload["config"])
     except KeyError as e:
-        raise CheckpointError(f"{p.name} has an invalid config: {e.args[0]!r} is missing") from None
+        raise CheckpointError(f"{name} has an invalid config: {e.args[0]!r} is missing") from None
     except Exception as e:
-        raise CheckpointError(f"{p.name} has an invalid config: {e}") from None
+        raise CheckpointError(f"{name} has an invalid config: {e}") from None
     labels = payload.get("labels") or []
     meta = payload.get("meta") or {}
     if not isinstance(labels, list) or not isinstance(meta, dict):
-        raise CheckpointError(f"{p.name} has malformed labels or metadata.")
+        raise CheckpointError(f"{name} has malformed labels or metadata.")
     model = build_model(cfg, state, labels, meta)
-    model.meta.setdefault("source", p.name)
+    model.meta.setdefault("source", name)
     return model

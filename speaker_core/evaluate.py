@@ -185,6 +185,9 @@ def embed_waves(model, waves: Sequence[np.ndarray], batch_size: int = 16, device
     With ``window=(seconds, hop)`` a long clip gets the mean of its unit window embeddings instead, and with
     ``edges`` every clip first gets ``audio.canonical_edges``, exactly as ``Recognizer`` embeds for a checkpoint
     with that window and edges (``api.window_of``, ``api.edges_of``)."""
+    if hasattr(model, "members"):   # a fusion (fusion.FusedRecognizer): each member embeds in its own way
+        return model.embed_waves(waves, batch_size=batch_size, device=device, max_batch_samples=max_batch_samples,
+                                 progress=progress)
     if edges:
         from .audio import canonical_edges
         waves = [canonical_edges(w, **edges) for w in waves]
@@ -402,6 +405,19 @@ def format_results(res: dict) -> str:
     return "\n".join(lines)
 
 
+def load_for_evaluation(path, device=None):
+    """A SpeakerModel in eval mode, or for a fusion file its `FusedRecognizer` (``embed_waves`` embeds either)."""
+    from .checkpoint import FUSION_FORMAT, load_checkpoint, model_from_payload, read_payload
+    if str(path).endswith(".pt"):
+        payload = read_payload(path)
+        if payload.get("format") == FUSION_FORMAT:
+            from .api import load_model
+            return load_model(path, device=device)
+        model = model_from_payload(payload, os.path.basename(str(path)))
+        return (model.to(device) if device is not None else model).eval()
+    return load_checkpoint(path, device=device).eval()
+
+
 def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="speaker_core evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -431,9 +447,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from .checkpoint import load_checkpoint
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_checkpoint(a.checkpoint, device=device).eval()
+    model = load_for_evaluation(a.checkpoint, device=device)
     try:
         norm = None if a.cosine else score_norm_of(model.meta, model.emb_dim)
         window = None if a.whole else window_of(model.meta)
@@ -535,6 +550,45 @@ def build_cohort(model, rows: Sequence[dict], per_speaker: int = 4, max_seconds:
     return cohort.astype(np.float32), speakers
 
 
+def dev_calibration(items, trials, emb: np.ndarray, emb_crop: Optional[np.ndarray], norm: ScoreNorm,
+                    crop_seconds: float, n_boot: int, old: Optional[dict] = None) -> dict:
+    """``meta["calibration"]`` and ``meta["dev_eer"]`` of a checkpoint from its dev embeddings: the AS-norm threshold
+    at the pooled EER point, score samples for the app's plot, and per-corpus EERs (AS-norm and cosine, whole clips
+    and the first ``crop_seconds``) with speaker-bootstrap intervals. Prints both tables."""
+    res = {}
+    for name, nm in (("as-norm", norm), ("cosine", None)):
+        r, sc = evaluate_embeddings(emb, trials, norm=nm)
+        res[name] = (r, sc)
+        if emb_crop is not None:
+            res[name + "_crop"] = evaluate_embeddings(emb_crop, trials, norm=nm)
+        print(f"[{name}] " + format_results(r))
+    r, sc = res["as-norm"]
+    pt, pn = sc["pooled"]
+    calibration = calibration_from_scores(pt, pn, r["pooled"]["eer_threshold"], r["pooled"]["eer"] / 100.0,
+                                          scale="as-norm")
+
+    def summary(key):
+        rr = res[key][0]
+        out = {"pooled": rr["pooled"]["eer"], "per_corpus": {k: v["eer"] for k, v in rr["sets"].items()},
+               "mean_over_corpora": rr["mean_set_eer"], "min_dcf_p0.01": rr["pooled"].get("min_dcf_p0.01")}
+        if key + "_crop" in res:
+            rc = res[key + "_crop"][0]
+            out.update({"pooled_crop": rc["pooled"]["eer"], "mean_crop": rc["mean_set_eer"],
+                        "per_corpus_crop": {k: v["eer"] for k, v in rc["sets"].items()}, "crop_seconds": crop_seconds})
+        return out
+
+    add_bootstrap(r, sc, items, trials, n_boot=n_boot)
+    ci = {k: v["eer_ci95"] for k, v in r["sets"].items() if "eer_ci95" in v}
+    if "eer_ci95" in r["pooled"]:
+        ci["pooled"] = r["pooled"]["eer_ci95"]
+    old = old or {}
+    dev_eer = {**summary("as-norm"), "scale": "as-norm", "cosine": summary("cosine"),
+               "ci95": {**ci, "method": f"speaker-level bootstrap, {n_boot} replicates"},
+               "trials": old.get("trials", "within each corpus; single-file speakers split into halves"),
+               "epoch": old.get("epoch")}
+    return {"calibration": calibration, "dev_eer": dev_eer}
+
+
 def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="speaker_core calibrate",
                                  description="Add an AS-norm cohort from the training speakers to a checkpoint and "
@@ -581,15 +635,6 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
         emb = embed_waves(model, waves, window=window, edges=edges)
         emb2 = (embed_waves(model, [w[:int(a.crop_eval * SR)] for w in waves], window=window, edges=edges)
                 if a.crop_eval else None)
-    res = {}
-    for name, nm in (("as-norm", norm), ("cosine", None)):
-        r, sc = evaluate_embeddings(emb, trials, norm=nm)
-        res[name] = (r, sc)
-        if emb2 is not None:
-            res[name + "_crop"] = evaluate_embeddings(emb2, trials, norm=nm)
-        print(f"[{name}] " + format_results(r))
-    r, sc = res["as-norm"]
-    pt, pn = sc["pooled"]
     meta = dict(model.meta)
     meta.pop("embedding", None)
     meta.pop("edges", None)
@@ -599,28 +644,7 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
         meta["edges"] = dict(edges)
     meta["score_norm"] = {**norm.to_meta(), "cohort_speakers": len(speakers),
                           "cohort_source": f"{os.path.basename(a.train)}: {a.per_speaker} clips per speaker, first 6 s"}
-    meta["calibration"] = calibration_from_scores(pt, pn, r["pooled"]["eer_threshold"], r["pooled"]["eer"] / 100.0,
-                                                  scale="as-norm")
-
-    def summary(key):
-        rr = res[key][0]
-        out = {"pooled": rr["pooled"]["eer"], "per_corpus": {k: v["eer"] for k, v in rr["sets"].items()},
-               "mean_over_corpora": rr["mean_set_eer"], "min_dcf_p0.01": rr["pooled"].get("min_dcf_p0.01")}
-        if key + "_crop" in res:
-            rc = res[key + "_crop"][0]
-            out.update({"pooled_crop": rc["pooled"]["eer"], "mean_crop": rc["mean_set_eer"],
-                        "per_corpus_crop": {k: v["eer"] for k, v in rc["sets"].items()}, "crop_seconds": a.crop_eval})
-        return out
-
-    add_bootstrap(r, sc, items, trials, n_boot=a.bootstrap)
-    ci = {k: v["eer_ci95"] for k, v in r["sets"].items() if "eer_ci95" in v}
-    if "eer_ci95" in r["pooled"]:
-        ci["pooled"] = r["pooled"]["eer_ci95"]
-    old = meta.get("dev_eer") or {}
-    meta["dev_eer"] = {**summary("as-norm"), "scale": "as-norm", "cosine": summary("cosine"),
-                       "ci95": {**ci, "method": f"speaker-level bootstrap, {a.bootstrap} replicates"},
-                       "trials": old.get("trials", "within each corpus; single-file speakers split into halves"),
-                       "epoch": old.get("epoch")}
+    meta.update(dev_calibration(items, trials, emb, emb2, norm, a.crop_eval, a.bootstrap, meta.get("dev_eer")))
     out = a.out or a.checkpoint
     save_checkpoint(out, model, meta=meta, half=True, drop_head=True)
     print(f"wrote {out}: " + (f"{window[0]:g} s windows, hop {window[1]:g} s; " if window else "whole clips; ") +

@@ -177,18 +177,26 @@ def _pct(v) -> str:
 
 def model_card_markdown(model: Recognizer, model_id: str) -> str:
     """Architecture, training data and dev EER from the checkpoint's metadata (what is there)."""
-    cfg = model.config
     meta = dict(model.meta or {})
-    n_params = sum(p.numel() for p in model.net.parameters())
-    enc = type(cfg.encoder).__name__.replace("Config", "")
-    n_mels = getattr(cfg.features, "n_mels", None) or getattr(cfg.features, "nfilt", None)
-    lines = [f"### Model card: {html.escape(model.name)}", "",
-             "| property | value |", "|---|---|",
-             f"| architecture | {html.escape(cfg.name)}: {enc} encoder → statistics pooling → "
-             f"{model.emb_dim}-dim speaker embedding |",
-             f"| parameters | {n_params / 1e6:.2f} M |"]
-    if n_mels:
-        lines.append(f"| input | 16 kHz mono audio, {n_mels} log-mel bands |")
+    lines = [f"### Model card: {html.escape(model.name)}", "", "| property | value |", "|---|---|"]
+    members = getattr(model, "members", None)
+    if members:
+        n_params = sum(p.numel() for p in model.parameters())
+        parts = " + ".join(f"{w:g} × {html.escape(m.name)}" for m, w in members)
+        lines += [f"| architecture | score fusion: {parts} (its cosine is the weighted sum of the members' cosines); "
+                  f"{model.emb_dim}-dim joint embedding |",
+                  f"| parameters | {n_params / 1e6:.2f} M in {len(members)} networks (their cards: choose them "
+                  "in the model selector) |"]
+    else:
+        cfg = model.config
+        n_params = sum(p.numel() for p in model.net.parameters())
+        enc = type(cfg.encoder).__name__.replace("Config", "")
+        n_mels = getattr(cfg.features, "n_mels", None) or getattr(cfg.features, "nfilt", None)
+        lines += [f"| architecture | {html.escape(cfg.name)}: {enc} encoder → statistics pooling → "
+                  f"{model.emb_dim}-dim speaker embedding |",
+                  f"| parameters | {n_params / 1e6:.2f} M |"]
+        if n_mels:
+            lines.append(f"| input | 16 kHz mono audio, {n_mels} log-mel bands |")
     edges = getattr(model, "edges", None)
     if edges:
         lines.append(f"| silence around the words | each edge cut to {edges['keep']:g} s, then the same "

@@ -8,7 +8,7 @@ from speaker_core.evaluate import (build_trials, evaluate_embeddings, items_from
                                    trial_speakers)
 
 
-def _tiny_checkpoint(path):
+def _tiny_checkpoint(path, seed: int = 0):
     import dataclasses
     from speaker_core.checkpoint import save_checkpoint
     from speaker_core.model import SpeakerModel, preset
@@ -17,7 +17,7 @@ def _tiny_checkpoint(path):
     blocks.append(dataclasses.replace(cfg.encoder.blocks[-1], filters=32))
     cfg.encoder.blocks = blocks
     cfg.decoder = dataclasses.replace(cfg.decoder, feat_in=32, emb_sizes=[16])
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     save_checkpoint(path, SpeakerModel(cfg), labels=[], meta={"calibration": {"threshold": 0.5}}, half=True,
                     drop_head=True)
 

@@ -17,14 +17,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speaker_core.api import edges_of, window_of  # noqa: E402
-from speaker_core.checkpoint import load_checkpoint  # noqa: E402
 from speaker_core.evaluate import (SR, evaluate, items_from_manifest, items_with_trials,  # noqa: E402
-                                   pad_edges, pad_level, speakers_by_set)
+                                   load_for_evaluation, pad_edges, pad_level, speakers_by_set)
 from speaker_core.scoring import bootstrap_eer, score_norm_of  # noqa: E402
 
 
 def replicates(path, items, waves, trials, speakers, n_boot, seed):
-    model = load_checkpoint(path).eval()
+    model = load_for_evaluation(path)
     norm = score_norm_of(model.meta, model.emb_dim)
     res, scores, _ = evaluate(model, items, trials, waves=waves, norm=norm, window=window_of(model.meta),
                               edges=edges_of(model.meta))

@@ -321,7 +321,10 @@ def main() -> None:
         os.environ.setdefault("GRADIO_EXAMPLES_CACHE",
                               os.path.join(".gradio", "cached_examples", model_id))
     studio.warm_up(background=True)
-    build_demo(studio).launch(**launch_kwargs())
+    try:
+        build_demo(studio).launch(**launch_kwargs())
+    finally:
+        studio.wait_warm(30)   # stopped during start-up: let numba finish instead of aborting the process
 
 
 if __name__ == "__main__":

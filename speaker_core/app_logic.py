@@ -358,7 +358,8 @@ class Studio:
     # -- start-up ------------------------------------------------------------------------
     def warm_up(self, background: bool = True) -> None:
         """Load the default model, embed the reference set and compile UMAP, off the request path."""
-        projection.warm_up(background=background)
+        umap_thread = projection.warm_up(background=background)
+        self._warm_threads = [t for t in (umap_thread,) if t is not None]
 
         def run():
             try:
@@ -369,9 +370,16 @@ class Studio:
                 log.exception("model warm-up failed")
 
         if background:
-            threading.Thread(target=run, name="model-warm-up", daemon=True).start()
+            t = threading.Thread(target=run, name="model-warm-up", daemon=True)
+            t.start()
+            self._warm_threads.append(t)
         else:
             run()
+
+    def wait_warm(self, timeout: float = 120.0) -> None:
+        """Wait for the warm-up threads: a process that exits while numba compiles in one can abort."""
+        for t in getattr(self, "_warm_threads", []):
+            t.join(timeout)
 
     def gallery(self, state) -> Gallery:
         """The gallery for this request: the shared one, or this session's private one."""

@@ -43,14 +43,20 @@ def launch(tmp_path_factory, gallery_path="session"):
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **app.launch_kwargs())
+    demo.studio = studio
     return demo, f"http://127.0.0.1:{port}/"
+
+
+def close(demo) -> None:
+    demo.close()
+    demo.studio.wait_warm()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     demo, url = launch(tmp_path_factory)
     yield url
-    demo.close()
+    close(demo)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +94,26 @@ def test_verify_contract(client):
     for t, same in ((round(result["score"] - 0.01, 4), True), (round(result["score"] + 0.01, 4), False)):
         r = client.predict(f("so0049_a.wav"), f("so0049_b.wav"), DEFAULT, t, api_name="/verify")[0]
         assert r["same_speaker"] is same and r["threshold"] == t
+
+
+def test_naming_another_model_uses_its_own_threshold(client, server):
+    """An API call that names a model and no threshold is decided at that model's calibrated threshold (the
+    client fills in the slider's start value, which belongs to the default model)."""
+    import os
+
+    from speaker_core.api import load_model
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/verify"]
+    choices = next(p for p in api["parameters"] if p["parameter_name"] == "model_name")["type"].get("enum") or []
+    others = [m for m in choices if m != DEFAULT]
+    if not others:
+        pytest.skip("only one checkpoint in the app's folder")
+    r = client.predict(f("so0049_a.wav"), f("so0049_b.wav"), others[0], api_name="/verify")[0]
+    d = client.predict(f("so0049_a.wav"), f("so0049_b.wav"), api_name="/verify")[0]
+    folder = Path(os.environ.get("SPEAKER_TEST_CHECKPOINTS") or ROOT / "checkpoints")   # as make_checkpoint_dir
+    expected = load_model(folder / f"{others[0]}.pt", device="cpu").threshold
+    assert r["model"] == others[0] and d["model"] == DEFAULT
+    assert r["threshold"] == round(expected, 4) != d["threshold"]
+    assert r["same_speaker"] == (r["score"] >= r["threshold"])
 
 
 def test_verify_accepts_a_phone_recording(client, tmp_path):
@@ -228,7 +254,7 @@ def test_concurrent_enrolls_into_a_shared_file_gallery(tmp_path_factory):
         with Gallery(path) as g:
             assert len(g) == 5
     finally:
-        demo.close()
+        close(demo)
 
 
 def test_python_app_py_respects_server_env(tmp_path_factory):

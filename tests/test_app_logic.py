@@ -514,6 +514,9 @@ def test_silence_around_the_words_is_flagged():
     notes = al.clip_warnings(padded)
     assert any("of silence before the words" in n for n in notes), notes
     assert al.clip_facts(padded, "a")["silence_before_after_s"][0] >= 1.4
+    # a model that gives every clip the same edges says so instead of asking for a trim
+    trims = al.clip_warnings(padded, edges={"keep": 0.2, "pad": 1.5, "db": -50.0})
+    assert any("this model cuts it to 0.2 s" in n for n in trims) and not any("so trim it" in n for n in trims)
     assert not any("silence before" in n for n in al.clip_warnings(al.load_clip(wave, sample_rate=16000)))
     # a steady noise has no words: it is "mostly silence", not "silence before the words"
     hum = (0.3 * np.random.default_rng(1).standard_normal(48000)).astype(np.float32)

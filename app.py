@@ -42,9 +42,12 @@ ul.warnings li {margin: 0;}
 .prose pre, .prose pre code {white-space: pre-wrap !important; overflow-wrap: anywhere;
                               max-width: 100%;}
 .prose code {overflow-wrap: anywhere;}
-#model-card table {display: block; max-width: 100%; overflow-x: auto;}
-#model-card td, #model-card th {overflow-wrap: break-word;}
-#model-card td:first-child, #model-card th:first-child {overflow-wrap: normal !important; word-break: normal !important;}  /* labels never break mid-word */
+/* the page's flex columns grow to their content, so the viewport bounds a wide table, which then scrolls */
+#model-card table {display: block; max-width: calc(100vw - 64px); overflow-x: auto;}
+/* numbers and headers never break mid-word ("25.4|0 %" on a phone): the table scrolls sideways instead */
+#model-card td, #model-card th {overflow-wrap: normal !important; word-break: normal !important;}
+#model-card th, #model-card td:not(:first-child) {white-space: nowrap;}
+#model-card td:first-child + td:last-child {white-space: normal;}  /* the two-column property table wraps its values */
 @media (max-width: 640px) {
   .decision .verdict {font-size: 1.3em;}
   /* on a phone each clip is a card: name, then duration and speech share, then its warnings full width */

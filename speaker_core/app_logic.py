@@ -360,12 +360,14 @@ class Studio:
         s = self.settings
         self.models = Models(s.checkpoint_dir, s.default_model, s.device)
         self.shared_gallery = None if s.per_session else Gallery(s.gallery_path)
+        self._warm_threads: list[threading.Thread] = []
 
     # -- start-up ------------------------------------------------------------------------
     def warm_up(self, background: bool = True) -> None:
         """Load the default model, embed the reference set and compile UMAP, off the request path."""
         umap_thread = projection.warm_up(background=background)
-        self._warm_threads = [t for t in (umap_thread,) if t is not None]
+        if umap_thread is not None:
+            self._warm_threads.append(umap_thread)
 
         def run():
             try:
@@ -384,7 +386,7 @@ class Studio:
 
     def wait_warm(self, timeout: float = 120.0) -> None:
         """Wait for the warm-up threads: a process that exits while numba compiles in one can abort."""
-        for t in getattr(self, "_warm_threads", []):
+        for t in self._warm_threads:
             t.join(timeout)
 
     def gallery(self, state) -> Gallery:

@@ -406,7 +406,9 @@ def format_results(res: dict) -> str:
 
 
 def load_for_evaluation(path, device=None):
-    """A SpeakerModel in eval mode, or for a fusion file its `FusedRecognizer` (``embed_waves`` embeds either)."""
+    """A SpeakerModel in eval mode, or for a fusion file its `FusedRecognizer` (``embed_waves`` embeds either).
+    Not ``api.load_model`` for a single network: `evaluate --cosine` must still open a checkpoint whose cohort is
+    broken, which a `Recognizer` refuses."""
     from .checkpoint import FUSION_FORMAT, load_checkpoint, model_from_payload, read_payload
     if str(path).endswith(".pt"):
         payload = read_payload(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, Clip, canonical_edges, load_clip, windows
+from .audio import DETECTORS, SAMPLE_RATE, Clip, canonical_edges, load_clip, windows
 from .checkpoint import FUSION_FORMAT, CheckpointError, load_checkpoint, model_from_payload, read_payload
 from .model import SpeakerModel
 from .scoring import DEFAULT_THRESHOLD, ScoreNorm, cosine, score_norm_of
@@ -84,8 +84,9 @@ def window_of(meta: dict) -> tuple[float, float] | None:
 
 def edges_of(meta: dict) -> dict | None:
     """The checkpoint's edge silence handling: ``canonical_edges`` keyword arguments, or None to embed clips as
-    they are. Ours may store ``meta["edges"] = {"keep": 0.2, "pad": 1.5, "db": -50.0}`` (set by ``calibrate
-    --edges canonical``, which calibrates the threshold and cohort the same way); NeMo imports never do."""
+    they are. Ours may store ``meta["edges"] = {"keep": 0.2, "pad": 1.5, "db": -50.0, "detector": "words"}`` (set
+    by ``calibrate --edges canonical``, which calibrates the threshold and cohort the same way); NeMo imports never
+    do. Without "detector" (session 11's files) the edges are found with ``audio.active_frames``."""
     e = (meta or {}).get("edges")
     if not e:
         return None
@@ -95,6 +96,11 @@ def edges_of(meta: dict) -> dict | None:
         raise ValueError("meta['edges'] must hold numeric 'keep', 'pad' and 'db'") from None
     if not (0.0 <= out["keep"] <= 5.0 and 0.0 <= out["pad"] <= 10.0 and -120.0 <= out["db"] <= -10.0):
         raise ValueError(f"edges {out} out of range (keep 0-5 s, pad 0-10 s, db -120 to -10 dBFS)")
+    if "detector" in e:   # only when named, so that session 11's files keep their model ids
+        if e["detector"] not in DETECTORS:
+            raise ValueError(f"meta['edges']['detector'] must be one of {sorted(DETECTORS)}, "
+                             f"not {str(e['detector'])[:40]!r}")
+        out["detector"] = e["detector"]
     return out
 
 

@@ -199,7 +199,8 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
             lines.append(f"| input | 16 kHz mono audio, {n_mels} log-mel bands |")
     edges = getattr(model, "edges", None)
     if edges:
-        lines.append(f"| silence around the words | each edge cut to {edges['keep']:g} s, then the same "
+        found = {"words": " (edges found by the word detector)"}.get(edges.get("detector"), "")
+        lines.append(f"| silence around the words | each edge cut to {edges['keep']:g} s{found}, then the same "
                      f"{edges['pad']:g} s of {edges['db']:g} dBFS noise on both sides, before embedding |")
     lines.append(f"| checkpoint id | `{html.escape(model_id)}` |")
     cal = meta.get("calibration") if isinstance(meta.get("calibration"), dict) else {}

@@ -187,14 +187,15 @@ def test_canonical_edges_checkpoint_embeds_like_evaluation(ckpt_dir, tmp_path, t
     take2 = np.concatenate([np.zeros(40000, np.float32), words, np.zeros(24000, np.float32)])
     assert np.allclose(m.embed(take1, 16000), m.embed(take2, 16000), atol=1e-6)
     assert not np.allclose(m0.embed(take1, 16000), m0.embed(take2, 16000), atol=1e-3)
-    assert np.allclose(m.embed(take1, 16000), m0.embed(canonical_edges(take1), 16000), atol=1e-6)
+    assert np.allclose(m.embed(take1, 16000), m0.embed(canonical_edges(take1, **CANONICAL_EDGES), 16000), atol=1e-6)
     ev = embed_waves(m.net, [take1, take2], edges=m.edges)
     ev /= np.linalg.norm(ev, axis=1, keepdims=True)
     assert np.allclose(ev, m.embed_batch([(take1, 16000), (take2, 16000)]), atol=1e-5)
 
 
 @pytest.mark.parametrize("bad", [{"keep": "x", "pad": 1, "db": -50}, {"keep": 0.2, "pad": 1.5},
-                                 {"keep": 0.2, "pad": 99, "db": -50}, {"keep": 0.2, "pad": 1.5, "db": 0}])
+                                 {"keep": 0.2, "pad": 99, "db": -50}, {"keep": 0.2, "pad": 1.5, "db": 0},
+                                 {"keep": 0.2, "pad": 1.5, "db": -50, "detector": "<script>alert(1)</script>"}])
 def test_malformed_edges_are_refused(ckpt_dir, tmp_path, bad):
     m0 = sc.load_model(ckpt_dir / "tiny.pt", device="cpu")
     save_checkpoint(tmp_path / "bad.pt", m0.net, meta={**m0.meta, "edges": bad}, half=True, drop_head=True)

@@ -474,12 +474,13 @@ def test_gallery_of_a_replaced_checkpoint_asks_to_enroll_again(tmp_path):
 
 def test_recalibrated_checkpoint_keeps_its_gallery(tmp_path):
     """Model ids hash what embeddings depend on: re-calibrating the same weights keeps the voiceprints, new
-    weights, a new embedding window or canonical edges do not. Galleries saved under the old whole-file id are adopted."""
+    weights, a new embedding window, canonical edges or another edge detector do not. Galleries saved under the old whole-file id are adopted."""
     net = _untrained()
     ids = {}
     for tag, meta in (("a", {"calibration": {"threshold": 0.3}}), ("b", {"calibration": {"threshold": 0.5}}),
                       ("win", {"embedding": {"window": 2.0, "hop": 1.0}}),
-                      ("edges", {"edges": {"keep": 0.2, "pad": 1.5, "db": -50.0}})):
+                      ("edges", {"edges": {"keep": 0.2, "pad": 1.5, "db": -50.0}}),
+                      ("words", {"edges": {"keep": 0.2, "pad": 1.5, "db": -50.0, "detector": "words"}})):
         d = tmp_path / tag
         d.mkdir()
         _save(d / "ecapa-small.pt", meta, net)
@@ -488,7 +489,7 @@ def test_recalibrated_checkpoint_keeps_its_gallery(tmp_path):
     d.mkdir()
     _save(d / "ecapa-small.pt", seed=1)
     ids["other"] = Studio(Settings(checkpoint_dir=d, gallery_path=al.SESSION)).models.model_id("ecapa-small")
-    assert ids["a"] == ids["b"] and len({ids["a"], ids["win"], ids["edges"], ids["other"]}) == 4
+    assert ids["a"] == ids["b"] and len({ids["a"], ids["win"], ids["edges"], ids["words"], ids["other"]}) == 5
 
     # a gallery (and an export) made under the old whole-file id is relabelled, not refused
     s = Studio(Settings(checkpoint_dir=tmp_path / "b", gallery_path=al.SESSION))

@@ -218,3 +218,27 @@ def test_canonical_edges_gives_every_recording_the_same_silence():
     # no words found: nothing is cut, the clip is only padded
     hum = quiet(8000)
     assert np.array_equal(canonical_edges(hum)[pad:-pad], hum)
+
+
+@pytest.mark.parametrize("colour", [0.0, 2.0])   # white hiss, brown rumble
+def test_word_edges_ignore_quiet_noise_added_around_a_recording(colour):
+    """Padding a recording (its own room at -40 dBFS) with quieter noise must not move its words' edges: the
+    "floor" detector then counts the room as words, "words" does not, so canonical edges come out the same."""
+    from speaker_core.augment import colored_noise
+    from speaker_core.audio import CANONICAL_EDGES, canonical_edges
+    rng = np.random.RandomState(0)
+    t = np.arange(16000) / 16000
+    # a buzz with a voice's harmonics up to 4 kHz: a bare low tone would vanish in the pre-emphasised copy
+    buzz = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 27))
+    words = (0.2 * buzz * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    room = lambda n: rng.standard_normal(n).astype(np.float32) * 10 ** (-40 / 20)
+    rec = np.concatenate([room(8000), words, room(8000)])
+    pad = colored_noise(2 * 24000, rng, colour).numpy() * 10 ** (-55 / 20)
+    padded = np.concatenate([pad[:24000], rec, pad[24000:]]).astype(np.float32)
+    lead, tail = audio.edge_silence(padded)
+    assert lead == pytest.approx(2.0, abs=0.05) and tail == pytest.approx(2.0, abs=0.05)
+    assert audio.edge_silence(padded, "floor")[0] < 1.6   # the old detector's failure, which this one fixes
+    a, b = canonical_edges(rec, **CANONICAL_EDGES), canonical_edges(padded, **CANONICAL_EDGES)
+    assert abs(len(a) - len(b)) <= 160 * 2   # the same words kept, to a 10 ms frame per edge
+    # checkpoints that name no detector (session 11) keep theirs
+    assert len(canonical_edges(padded)) - len(a) > 8000

@@ -149,11 +149,11 @@ def test_calibrate_adds_cohort_and_rescales(tmp_path):
             "--crop-eval", "0", "--bootstrap", "10"]
     assert main_calibrate([ck, *base, "--edges", "canonical"]) == 0
     thr_edges = load_model(ck).threshold
-    assert load_model(ck).edges == {"keep": 0.2, "pad": 1.5, "db": -50.0}
+    assert load_model(ck).edges == {"keep": 0.2, "pad": 1.5, "db": -50.0, "detector": "words"}
     assert main_calibrate([ck, *base]) == 0 and load_model(ck).edges is not None
     assert load_model(ck).threshold == thr_edges
     assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
-    assert json.load(open(out + ".json"))["edges"] == {"keep": 0.2, "pad": 1.5, "db": -50.0}
+    assert json.load(open(out + ".json"))["edges"] == {"keep": 0.2, "pad": 1.5, "db": -50.0, "detector": "words"}
     assert main_calibrate([ck, *base, "--edges", "none"]) == 0 and load_model(ck).edges is None
 
 

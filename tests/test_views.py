@@ -77,3 +77,6 @@ def test_model_card_says_how_silence_is_handled(tmp_path):
     assert "silence around the words" not in views.model_card_markdown(api.load_model(tmp_path / "plain.pt"), "p@x")
     card = views.model_card_markdown(api.load_model(tmp_path / "edges.pt"), "e@x")
     assert "| silence around the words | each edge cut to 0.2 s, then the same 1.5 s of -50 dBFS noise" in card
+    _save(tmp_path / "words.pt", {"edges": {"keep": 0.2, "pad": 1.5, "db": -50.0, "detector": "words"}})
+    card = views.model_card_markdown(api.load_model(tmp_path / "words.pt"), "w@x")
+    assert "each edge cut to 0.2 s (edges found by the word detector), then the same 1.5 s" in card

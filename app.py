@@ -203,7 +203,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
                         i_audio = gr.Audio(label="Clip to identify", elem_id="identify-audio",
                                            **upload_first)
                         with gr.Row():
-                            i_threshold = gr.Slider(label="Threshold", scale=2, **thr)
+                            i_threshold = gr.Slider(label="Threshold", scale=2, elem_id="identify-threshold", **thr)
                             i_topk = gr.Slider(1, 10, value=TOP_K, step=1, label="Top k", scale=1)
                         identify_btn = gr.Button("Identify", variant="primary",
                                                  elem_id="identify-btn")
@@ -287,9 +287,12 @@ def build_demo(studio: Studio) -> gr.Blocks:
             result.change(studio.result_plot_visibility, result, plot, api_visibility="private",
                           show_progress="hidden")
 
-        enroll_btn.click(studio.enroll, [e_name, e_clips, e_record, e_add, model_dd, gallery_state],
-                         [e_json, g_table, e_status, gallery_state], api_name="enroll",
-                         concurrency_id="model").then(**refresh)
+        enrolled = enroll_btn.click(studio.enroll, [e_name, e_clips, e_record, e_add, model_dd, gallery_state],
+                                    [e_json, g_table, e_status, gallery_state], api_name="enroll",
+                                    concurrency_id="model")
+        enrolled.then(**refresh)
+        enrolled.success(studio.enrolled_inputs_cleared, None, [e_clips, e_record], api_visibility="private",
+                         show_progress="hidden")
         identify_btn.click(studio.identify, [i_audio, model_dd, i_threshold, i_topk, gallery_state],
                            [i_json, i_decision, i_plot, query_state, gallery_state],
                            api_name="identify", concurrency_id="model")

@@ -469,9 +469,17 @@ class Studio:
         Returns (verify threshold, identify threshold, model card, verify JSON, decision HTML,
         score plot, clip facts HTML).
         """
-        t = gr.update(**self.threshold_slider(model_name))
-        return (t, t, self.model_card(model_name), None,
+        # one update object per slider: Gradio consumes an update as it applies it, so a shared one left the
+        # Identify slider at the previous model's value
+        t = self.threshold_slider(model_name)
+        return (gr.update(**t), gr.update(**t), self.model_card(model_name), None,
                 empty_html(f"Model changed to {model_name}: press Verify again."), None, "")
+
+    @staticmethod
+    def enrolled_inputs_cleared():
+        """After an enrollment, empty the clip list and the recorder, so that the next speaker's clips are not
+        added to this one's. The name stays, for adding more clips to the same speaker."""
+        return None, None
 
     @staticmethod
     def result_plot_visibility(result) -> dict:

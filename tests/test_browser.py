@@ -125,15 +125,19 @@ def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):
     status.wait_for()
     assert "Mic Tester" in status.inner_text()
     page.locator("#gallery-table td.spk", has_text="Mic Tester").wait_for()
+    # an enrollment empties the recorder and the clip list, so the next speaker's clips stand alone
+    rec.locator("audio[data-testid^='audio-player']").wait_for(state="detached")
+    rec.get_by_role("button", name="Record", exact=True).wait_for()
 
     # a second speaker from uploaded files, then identify an uploaded clip
     page.fill("#enroll-name textarea, #enroll-name input", "Ref 40")
-    page.locator("#enroll-record button[aria-label='Clear']").first.click()
     page.locator("#enroll-clips input[type=file]").set_input_files(
         [str(REF / "librispeech-40_1.flac"), str(REF / "librispeech-40_2.flac")])
-    page.wait_for_timeout(1000)
+    page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")
     page.click("#enroll-btn")
     page.locator("#gallery-table td.spk", has_text="Ref 40").wait_for()
+    assert "Enrolled from 2 clips" in page.locator("#enroll-status .status").inner_text()
+    page.locator("#enroll-clips [data-testid='upload-text']").wait_for()
     upload(page, "identify-audio", REF / "librispeech-40_3.flac")
     page.click("#identify-btn")
     verdict = page.locator("#identify-decision .verdict")
@@ -149,6 +153,22 @@ def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):
     page.wait_for_timeout(300)
     page.locator("#map-plot [data-testid='status-tracker'].hide").wait_for(state="attached")
     page.screenshot(path=str(shots / "voice-map.png"), full_page=True)
+
+
+def test_model_change_moves_both_thresholds(page):
+    """Picking another model puts its calibrated threshold on the Verify and the Identify slider alike."""
+    verify_box = page.locator("#verify-threshold input[type=number]")
+    before = float(verify_box.input_value())
+    page.get_by_label("Model").click()
+    page.locator("[role=option][aria-selected=false]").first.click()   # any model but the current one
+    page.wait_for_function("v => document.querySelector('#verify-threshold input[type=number]').value != v",
+                           arg=str(verify_box.input_value()))
+    after = float(verify_box.input_value())
+    assert after != before
+    open_tab(page, "Enroll & identify")
+    identify_box = page.locator("#identify-threshold input[type=number]")
+    identify_box.wait_for()
+    assert float(identify_box.input_value()) == after
 
 
 def test_script_in_a_name_stays_text(page, shots):

@@ -226,19 +226,20 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                                         allow_custom_value=True, interactive=True)
                             delete_btn = gr.Button("Delete speaker", variant="stop")
                         with gr.Column(min_width=260):
-                            g_confirm = gr.Checkbox(label="Yes, delete every speaker", value=False)
-                            clear_btn = gr.Button("Clear gallery", variant="stop")
+                            g_confirm = gr.Checkbox(label="Yes, delete every speaker", value=False,
+                                                    elem_id="gallery-confirm")
+                            clear_btn = gr.Button("Clear gallery", variant="stop", elem_id="gallery-clear")
                     with gr.Row():
                         with gr.Column(min_width=260):
-                            export_btn = gr.Button("Export gallery to a file")
+                            export_btn = gr.Button("Export gallery to a file", elem_id="gallery-export-btn")
                             g_export = gr.File(label="Exported gallery (JSON)", interactive=False,
                                                elem_id="gallery-export")
                         with gr.Column(min_width=260):
                             g_import = gr.File(label="Gallery file to import (JSON)",
                                                file_types=[".json"], elem_id="gallery-import")
                             g_replace = gr.Checkbox(label="Replace the current gallery",
-                                                    value=False)
-                            import_btn = gr.Button("Import")
+                                                    value=False, elem_id="gallery-replace")
+                            import_btn = gr.Button("Import", elem_id="gallery-import-btn")
                 gr.Markdown("Voiceprints are biometric data: enroll only people who agreed to it. "
                             "See About → Privacy.", elem_classes="privacy")
 
@@ -299,14 +300,18 @@ def build_demo(studio: Studio) -> gr.Blocks:
         delete_btn.click(studio.delete_speaker, [g_delete_name, gallery_state],
                          [g_status, g_table, gallery_state], api_name="delete_speaker"
                          ).then(**refresh)
-        clear_btn.click(studio.clear_gallery, [g_confirm, gallery_state],
-                        [g_status, g_table, gallery_state], api_name="clear_gallery"
-                        ).then(**refresh)
+        cleared = clear_btn.click(studio.clear_gallery, [g_confirm, gallery_state],
+                                  [g_status, g_table, gallery_state], api_name="clear_gallery")
+        cleared.then(**refresh)
+        cleared.success(studio.cleared_confirm_reset, None, g_confirm, api_visibility="private",
+                        show_progress="hidden")
         export_btn.click(studio.export_gallery, [gallery_state], [g_export, g_status, gallery_state],
                          api_name="export_gallery")
-        import_btn.click(studio.import_gallery, [g_import, g_replace, model_dd, gallery_state],
-                         [g_status, g_table, gallery_state], api_name="import_gallery"
-                         ).then(**refresh)
+        imported = import_btn.click(studio.import_gallery, [g_import, g_replace, model_dd, gallery_state],
+                                    [g_status, g_table, gallery_state], api_name="import_gallery")
+        imported.then(**refresh)
+        imported.success(studio.imported_inputs_cleared, None, [g_import, g_replace], api_visibility="private",
+                         show_progress="hidden")
         map_io = dict(fn=studio.voice_map, inputs=[m_ref, model_dd, gallery_state, query_state],
                       outputs=[m_plot, m_file, m_json, gallery_state], concurrency_id="model")
         map_btn.click(**map_io, api_name="voice_map")

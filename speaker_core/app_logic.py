@@ -475,11 +475,23 @@ class Studio:
         return (gr.update(**t), gr.update(**t), self.model_card(model_name), None,
                 empty_html(f"Model changed to {model_name}: press Verify again."), None, "")
 
+    # After a change to the gallery, the inputs that made it are reset, so that a second click cannot repeat it by
+    # accident: Gradio keeps every input as it was.
     @staticmethod
     def enrolled_inputs_cleared():
         """After an enrollment, empty the clip list and the recorder, so that the next speaker's clips are not
         added to this one's. The name stays, for adding more clips to the same speaker."""
         return None, None
+
+    @staticmethod
+    def cleared_confirm_reset() -> bool:
+        """After clearing the gallery, untick 'Yes, delete every speaker' (a later clear asks again)."""
+        return False
+
+    @staticmethod
+    def imported_inputs_cleared():
+        """After an import, drop the file and untick 'Replace the current gallery'."""
+        return None, False
 
     @staticmethod
     def result_plot_visibility(result) -> dict:

@@ -188,6 +188,43 @@ def test_script_in_a_name_stays_text(page, shots):
     page.screenshot(path=str(shots / "long-html-name.png"), full_page=True)
 
 
+def test_gallery_export_clear_import(page, tmp_path):
+    """Export, clear and import back in the browser. A clear or an import unticks its checkbox afterwards, so a
+    second click cannot wipe or replace the gallery without asking again."""
+    open_tab(page, "Enroll & identify")
+    page.fill("#enroll-name textarea, #enroll-name input", "Keep Me")
+    page.locator("#enroll-clips input[type=file]").set_input_files(str(REF / "librispeech-40_1.flac"))
+    page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")
+    page.click("#enroll-btn")
+    page.locator("#gallery-table td.spk", has_text="Keep Me").wait_for()
+    page.get_by_text("Manage the gallery").click()
+    page.click("#gallery-export-btn")
+    link = page.locator("#gallery-export a").first
+    link.wait_for()
+    with page.expect_download() as download:
+        link.click()
+    saved = tmp_path / "gallery.json"
+    download.value.save_as(saved)
+    assert "Keep Me" in saved.read_text()
+
+    confirm = page.locator("#gallery-confirm input[type=checkbox]")
+    confirm.check()
+    page.click("#gallery-clear")
+    page.locator("#gallery-status .status", has_text="Cleared the gallery (1 speaker deleted)").wait_for()
+    page.locator("#gallery-table .empty-state").wait_for()
+    page.wait_for_function("() => !document.querySelector('#gallery-confirm input[type=checkbox]').checked")
+    page.click("#gallery-clear")   # not ticked again: refused with a message
+    page.get_by_text("Tick 'Yes, delete every speaker'").first.wait_for()
+
+    page.locator("#gallery-import input[type=file]").set_input_files(str(saved))
+    page.locator("#gallery-import [data-testid='upload-text']").wait_for(state="detached")
+    page.locator("#gallery-replace input[type=checkbox]").check()
+    page.click("#gallery-import-btn")
+    page.locator("#gallery-table td.spk", has_text="Keep Me").wait_for()
+    page.wait_for_function("() => !document.querySelector('#gallery-replace input[type=checkbox]').checked")
+    page.locator("#gallery-import [data-testid='upload-text']").wait_for()
+
+
 def test_about_and_phone_width(page, shots):
     open_tab(page, "About")
     page.get_by_text("How scores work").wait_for()

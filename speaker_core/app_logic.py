@@ -63,6 +63,9 @@ CLIPPED_FRACTION = 0.001    # 0.1 % of samples at full scale: warn "clipped"
 EDGE_SILENCE_SECONDS = 2.0  # silence before + after the words: warn "trim it"
 MAX_UPLOAD_MB = 20
 MAX_ENROLL_CLIPS = 20
+# The same audio embeds to the same vector (cosine 1.0 up to float rounding); two recordings, even halves of one
+# take, stay far below this. Used to keep a clip uploaded twice from counting twice in a voiceprint.
+SAME_AUDIO_COSINE = 0.9999
 TOP_K = 5
 SESSION = "session"
 
@@ -576,7 +579,7 @@ class Studio:
         model = self.models.get(model_name)
         model_id = self.adopt(gallery, model_name)
         self.check_model(gallery, model_id)
-        embs, durations, notes = [], [], []
+        embs, durations, notes, labels = [], [], [], []
         n = len(items)
         for i, item in enumerate(items):
             what = f"Clip {i + 1} ({_label_of(_path_of(item), 'recording')})"
@@ -586,7 +589,21 @@ class Studio:
                 notes.append(f"{what}: {w}")
             embs.append(model.embed_clip(clip))
             durations.append(round(clip.duration, 3))
-        progress((n, n), desc="Saving voiceprint")
+            labels.append(what)
+        stored = gallery.clip_embeddings() if exists else ([], np.zeros((0, 0), np.float32))
+        earlier = [(f"a clip already in {name}'s voiceprint", e) for who, e in zip(*stored) if who == name]
+        keep = []
+        for i, e in enumerate(embs):
+            same = next((lab for lab, x in earlier if float(np.dot(e, x)) >= SAME_AUDIO_COSINE), None)
+            if same is None:
+                keep.append(i)
+                earlier.append((labels[i].split(" (")[0].lower(), e))
+            else:
+                notes.append(f"{labels[i]}: the same audio as {same}, so it was not added again")
+        if not keep:
+            raise UserError(f"Every clip is already in {name}'s voiceprint: nothing was added.")
+        embs, durations, n = [embs[i] for i in keep], [durations[i] for i in keep], len(keep)
+        progress((len(items), len(items)), desc="Saving voiceprint")
         if exists:
             row = gallery.add_clips(name, np.stack(embs), model_id, durations)
             verb = f"Added {n} clip{'s' if n != 1 else ''} to"

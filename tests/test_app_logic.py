@@ -322,6 +322,31 @@ def test_enroll_duplicate_and_html_names(studio):
     assert studio.gallery(state).speakers()[0].clips == 1
 
 
+def test_the_same_clip_counts_once_in_a_voiceprint(studio, tmp_path):
+    """A file uploaded twice (or again later, even in another container) is one clip, with a note saying so."""
+    import shutil
+    import soundfile as sf
+    copy = tmp_path / "copy.flac"
+    wave, sr = sf.read(ex("so0049_a.wav"), dtype="float32")
+    sf.write(copy, wave, sr)                                       # the same audio as FLAC
+    res, _, status, state = studio.enroll("Ann", [ex("so0049_a.wav"), str(copy)], None, False, None, None)
+    assert res["clips"] == 1 and res["added"] == 1
+    assert any("Clip 2 (copy.flac): the same audio as clip 1" in w for w in res["warnings"]), res["warnings"]
+    assert "Enrolled from 1 clip:" in status
+    with pytest.raises(gr.Error, match="already in Ann's voiceprint: nothing was added"):
+        studio.enroll("Ann", [ex("so0049_a.wav")], None, True, None, state)
+    shutil.copy(ex("so0049_b.wav"), tmp_path / "b.wav")
+    res = studio.enroll("Ann", [str(copy), str(tmp_path / "b.wav")], None, True, None, state)[0]
+    assert res["added"] == 1 and res["clips"] == 2
+    assert any("a clip already in Ann's voiceprint" in w for w in res["warnings"]), res["warnings"]
+    # another speaker may hold the same clip (a mix-up the gallery table shows), and halves of one take are no repeat
+    assert studio.enroll("Bob", [ex("so0049_b.wav")], None, False, None, state)[0]["clips"] == 1
+    sf.write(tmp_path / "h1.wav", wave[: len(wave) // 2], sr)
+    sf.write(tmp_path / "h2.wav", wave[len(wave) // 2:], sr)
+    assert studio.enroll("Cy", [str(tmp_path / "h1.wav"), str(tmp_path / "h2.wav")], None, False, None,
+                         state)[0]["clips"] == 2
+
+
 def test_enroll_bad_clip_rejects_whole_enrollment(studio, clips):
     *_, state = studio.enroll("Keep", [ex("so0049_a.wav")], None, False, None, None)
     before = studio.gallery(state).export_dict()["speakers"]

@@ -277,6 +277,12 @@ def build_demo(studio: Studio) -> gr.Blocks:
                         [v_threshold, i_threshold, about_card, v_json, v_decision, v_plot, v_facts],
                         api_visibility="private")
 
+        # a new clip clears the old result; programmatic changes (an example, a reset) do not fire these
+        gr.on([ev for a in (audio_a, audio_b) for ev in (a.upload, a.stop_recording, a.clear)],
+              studio.on_verify_clip_change, None, [v_json, v_decision, v_plot, v_facts],
+              api_visibility="private", show_progress="hidden")
+        gr.on([i_audio.upload, i_audio.stop_recording, i_audio.clear], studio.on_identify_clip_change, None,
+              [i_json, i_decision, i_plot], api_visibility="private", show_progress="hidden")
         verify_btn.click(studio.verify, [audio_a, audio_b, model_dd, v_threshold],
                          [v_json, v_decision, v_plot, v_facts], api_name="verify",
                          concurrency_id="model")

@@ -497,6 +497,17 @@ class Studio:
         return None, False
 
     @staticmethod
+    def on_verify_clip_change():
+        """A clip was uploaded, recorded or removed: the shown result belonged to the previous pair (and moving the
+        threshold would re-decide that pair), so it goes. Returns (JSON, decision HTML, plot, clip facts HTML)."""
+        return None, empty_html("Clips changed: press Verify for their result."), None, ""
+
+    @staticmethod
+    def on_identify_clip_change():
+        """The clip to identify changed: drop the previous clip's answer. Returns (JSON, decision HTML, plot)."""
+        return None, empty_html("Clip changed: press Identify for its answer."), None
+
+    @staticmethod
     def result_plot_visibility(result) -> dict:
         """Show a result plot only beside a result: an empty chart frame took a phone's screen height."""
         return gr.update(visible=isinstance(result, dict) and "score" in result)

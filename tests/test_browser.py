@@ -97,6 +97,21 @@ def test_verify_by_upload(page, shots):
             timeout=15_000)
         assert expected in page.locator("#verify-decision .verdict").inner_text()
 
+    # a new clip B drops the old pair's result; the threshold then has nothing to re-decide
+    page.locator("#verify-b button[aria-label='Clear']").first.click()
+    page.locator("#verify-decision", has_text="Clips changed").wait_for()
+    assert page.locator("#verify-decision .verdict").count() == 0 and not page.locator("#verify-plot").is_visible()
+    upload(page, "verify-b", EX / "so2242_a.wav")
+    box.fill(f"{steps[0][0] - 0.5:.2f}")
+    box.press("Enter")
+    page.wait_for_timeout(1500)
+    assert page.locator("#verify-decision .verdict").count() == 0
+    # an example fills both clips and shows its result, which stays
+    page.get_by_text("Different speakers · LibriSpeech").click()
+    page.locator("#verify-facts", has_text="ls3240_a.wav").wait_for()
+    page.wait_for_timeout(1500)
+    assert page.locator("#verify-decision .verdict").count() == 1
+
 
 def test_cached_example(page):
     page.get_by_text("Different speakers · LibriSpeech").click()

@@ -10,6 +10,7 @@ Every failure raises a subclass of `AudioError` (itself a `ValueError`) whose me
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,13 +203,21 @@ def to_mono_16k(data, sample_rate: int) -> np.ndarray:
 
 
 def frame_db(wave: np.ndarray, frame: int = 400, hop: int = 160) -> np.ndarray:
-    """Energy of 25 ms frames in dBFS (a full-scale sine reads -3 dB)."""
+    """Energy of 25 ms frames in dBFS (a full-scale sine reads -3 dB).
+
+    >>> [round(float(x), 2) for x in frame_db(np.full(800, 0.5, np.float32))]
+    [-6.02, -6.02, -6.02]
+    """
     if wave.size < frame:
         wave = np.pad(wave, (0, frame - wave.size))
     n = 1 + (wave.size - frame) // hop
-    idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
-    rms = np.sqrt(np.mean(wave[idx].astype(np.float64) ** 2, axis=1))
-    return 20 * np.log10(rms + 1e-10)
+    # frames overlap: sum squares over blocks of gcd(frame, hop) samples once, then add a frame's blocks
+    # (exact zeros stay exactly zero, so digital silence still reads -200 dB)
+    b = math.gcd(frame, hop)
+    blocks = np.square(wave[: (n - 1) * hop + frame], dtype=np.float64).reshape(-1, b).sum(axis=1)
+    step, span = hop // b, frame // b
+    sums = sum(blocks[j: j + step * (n - 1) + 1: step] for j in range(span))
+    return 20 * np.log10(np.sqrt(sums / frame) + 1e-10)
 
 
 def active_frames(wave: np.ndarray) -> np.ndarray:
@@ -259,11 +268,15 @@ def edge_silence(wave: np.ndarray, detector: str = "words") -> tuple[float, floa
     >>> [round(x, 1) for x in edge_silence(w)]
     [1.0, 0.5]
     """
-    idx = np.flatnonzero(DETECTORS[detector](wave))
+    return _edges_of(DETECTORS[detector](wave), wave.size)
+
+
+def _edges_of(active: np.ndarray, n: int) -> tuple[float, float]:
+    idx = np.flatnonzero(active)
     if idx.size == 0:
-        return wave.size / SAMPLE_RATE, 0.0
+        return n / SAMPLE_RATE, 0.0
     frame, hop = 400, 160   # frame_db's grid
-    return float(idx[0] * hop / SAMPLE_RATE), float(max(0.0, (wave.size - (idx[-1] * hop + frame)) / SAMPLE_RATE))
+    return float(idx[0] * hop / SAMPLE_RATE), float(max(0.0, (n - (idx[-1] * hop + frame)) / SAMPLE_RATE))
 
 
 def validate(wave: np.ndarray, min_duration: float = MIN_DURATION) -> None:
@@ -310,8 +323,9 @@ def canonical_edges(wave: np.ndarray, keep: float = 0.2, pad: float = 1.5, db: f
     """
     wave = np.asarray(wave, dtype=np.float32)
     n, start, end = wave.size, 0, wave.size
-    if DETECTORS[detector](wave).any():
-        lead, tail = edge_silence(wave, detector)
+    active = DETECTORS[detector](wave)
+    if active.any():
+        lead, tail = _edges_of(active, n)
         start = int(round(max(0.0, lead - keep) * sample_rate))
         end = n - int(round(max(0.0, tail - keep) * sample_rate))
     noise = _fixed_noise(int(pad * sample_rate), float(db))

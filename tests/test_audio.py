@@ -242,3 +242,19 @@ def test_word_edges_ignore_quiet_noise_added_around_a_recording(colour):
     assert abs(len(a) - len(b)) <= 160 * 2   # the same words kept, to a 10 ms frame per edge
     # checkpoints that name no detector (session 11) keep theirs
     assert len(canonical_edges(padded)) - len(a) > 8000
+
+
+@pytest.mark.parametrize("n", [1, 399, 400, 401, 560, 16000, 16123])
+def test_frame_db_matches_the_definition(n):
+    """frame_db's block sums give each 25 ms frame's RMS in dB, as the plain per-frame formula does."""
+    rng = np.random.default_rng(n)
+    x = (rng.normal(0, 0.1, n) * (rng.random(n) > 0.3)).astype(np.float32)
+    x[: n // 3] = 0.0   # digital silence reads exactly -200 dB
+    padded = np.pad(x, (0, max(0, 400 - n)))
+    frames = 1 + (padded.size - 400) // 160
+    expect = [20 * np.log10(np.sqrt(np.mean(padded[i * 160: i * 160 + 400].astype(np.float64) ** 2)) + 1e-10)
+              for i in range(frames)]
+    got = audio.frame_db(x)
+    assert got.shape == (frames,) and np.allclose(got, expect, atol=1e-9, rtol=0)
+    if n >= 1200:
+        assert got[0] == -200.0

@@ -601,8 +601,8 @@ class Studio:
             embs.append(model.embed_clip(clip))
             durations.append(round(clip.duration, 3))
             labels.append(what)
-        stored = gallery.clip_embeddings() if exists else ([], np.zeros((0, 0), np.float32))
-        earlier = [(f"a clip already in {name}'s voiceprint", e) for who, e in zip(*stored) if who == name]
+        stored = gallery.clip_embeddings(name)[1] if exists else []
+        earlier = [(f"a clip already in {name}'s voiceprint", e) for e in stored]
         keep = []
         for i, e in enumerate(embs):
             same = next((lab for lab, x in earlier if float(np.dot(e, x)) >= SAME_AUDIO_COSINE), None)

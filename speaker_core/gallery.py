@@ -262,12 +262,13 @@ class Gallery:
             return [], np.zeros((0, 0), np.float32)
         return [r[0] for r in rows], np.stack([_unblob(r[1], r[2]) for r in rows])
 
-    def clip_embeddings(self) -> tuple[list[str], np.ndarray]:
-        """Every enrolled clip's embedding with its speaker name (for the voice map)."""
+    def clip_embeddings(self, name: str | None = None) -> tuple[list[str], np.ndarray]:
+        """Every enrolled clip's embedding with its speaker name (for the voice map), or only ``name``'s."""
+        where, args = ("WHERE s.name = ? ", (normalize_name(name),)) if name is not None else ("", ())
         with self._lock:
             rows = self._conn.execute(
                 "SELECT s.name, c.embedding, s.dim FROM clips c JOIN speakers s "
-                "ON c.speaker_id = s.id ORDER BY s.name COLLATE NOCASE, c.id").fetchall()
+                f"ON c.speaker_id = s.id {where}ORDER BY s.name COLLATE NOCASE, c.id", args).fetchall()
         if not rows:
             return [], np.zeros((0, 0), np.float32)
         return [r[0] for r in rows], np.stack([_unblob(r[1], r[2]) for r in rows])

@@ -333,8 +333,8 @@ def test_the_same_clip_counts_once_in_a_voiceprint(studio, tmp_path):
     assert res["clips"] == 1 and res["added"] == 1
     assert any("Clip 2 (copy.flac): the same audio as clip 1" in w for w in res["warnings"]), res["warnings"]
     assert "Enrolled from 1 clip:" in status
-    with pytest.raises(gr.Error, match="already in Ann's voiceprint: nothing was added"):
-        studio.enroll("Ann", [ex("so0049_a.wav")], None, True, None, state)
+    with pytest.raises(gr.Error, match="already in ANN's voiceprint: nothing was added"):
+        studio.enroll("ANN", [ex("so0049_a.wav")], None, True, None, state)   # names match regardless of case
     shutil.copy(ex("so0049_b.wav"), tmp_path / "b.wav")
     res = studio.enroll("Ann", [str(copy), str(tmp_path / "b.wav")], None, True, None, state)[0]
     assert res["added"] == 1 and res["clips"] == 2

@@ -50,6 +50,9 @@ def test_add_clips_updates_voiceprint(g):
     np.testing.assert_allclose(g.voiceprints()[1][0], unit(clips.mean(0)), atol=1e-6)
     names, embs = g.clip_embeddings()
     assert names == ["Bob"] * 4 and embs.shape == (4, D)
+    g.enroll("Cy", voice(3, n=2)[1], "m1")
+    assert g.clip_embeddings("BOB")[0] == ["Bob"] * 4 and len(g.clip_embeddings()[0]) == 6
+    assert g.clip_embeddings("Nobody")[0] == []
     with pytest.raises(GalleryError, match="No speaker"):
         g.add_clips("Nobody", clips, "m1")
 

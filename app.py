@@ -203,7 +203,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                         i_audio = gr.Audio(label="Clip to identify", elem_id="identify-audio",
                                            **upload_first)
                         with gr.Row():
-                            i_threshold = gr.Slider(label="Threshold", scale=2, elem_id="identify-threshold", **thr)
+                            i_threshold = gr.Slider(label="Threshold", scale=2, elem_id="identify-threshold",
+                                                    **thr)
                             i_topk = gr.Slider(1, 10, value=TOP_K, step=1, label="Top k", scale=1)
                         identify_btn = gr.Button("Identify", variant="primary",
                                                  elem_id="identify-btn")

@@ -71,7 +71,7 @@ class Clip:
     truncated: bool
     speech_fraction: float    # share of 25 ms frames an energy detector calls active
     clipped_fraction: float   # share of samples at or above 0.999 full scale
-    edge_silence: tuple[float, float] = (0.0, 0.0)   # seconds before the first and after the last active frame
+    edge_silence: tuple[float, float] = (0.0, 0.0)   # seconds before the first and after the last word frame
     sample_rate: int = SAMPLE_RATE
 
 

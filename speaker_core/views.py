@@ -79,8 +79,10 @@ def _figure(w=7.0, h=3.2):
 
 def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "cosine"):
     """The score on the checkpoint's same- and different-speaker score distributions."""
-    fig = _figure(8.0, 3.0)
+    # 5.2 inches wide with 11-12 pt text: a phone shows the PNG at about 330 px, where text stays legible
+    fig = _figure(5.2, 2.9)
     ax = fig.add_subplot()
+    ax.tick_params(labelsize=11)
     cal = cal or {}
     tgt = np.asarray(cal.get("target_scores") or [], dtype=np.float64)
     non = np.asarray(cal.get("nontarget_scores") or [], dtype=np.float64)
@@ -105,10 +107,10 @@ def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "c
                label=f"threshold {threshold:.2f}")
     ax.axvline(score, color="#0969da", linewidth=3, label=f"this pair {score:.2f}")
     ax.set_xlim(lo, hi)
-    ax.set_xlabel(SCALE_LABEL.get(scale, "score"))
     ax.set_yticks([])
-    ax.set_title("This score against the model's calibration trials", fontsize=10, loc="left")
-    fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    ax.set_xlabel(SCALE_LABEL.get(scale, "score"), fontsize=11)
+    ax.set_title("This score against the model's calibration trials", fontsize=12, loc="left")
+    fig.legend(loc="outside lower center", ncol=2, fontsize=11, frameon=False)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     return fig
@@ -116,13 +118,14 @@ def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "c
 
 def ranking_plot(ranking: list[dict], threshold: float, scale: str = "cosine"):
     n = max(1, len(ranking))
-    fig = _figure(7.0, 1.3 + 0.4 * n)
+    fig = _figure(5.2, 1.5 + 0.5 * n)   # sized for a phone, as score_plot
     ax = fig.add_subplot()
+    ax.tick_params(labelsize=11)
     if not ranking:
         ax.text(0.5, 0.5, "The gallery is empty.", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    names = [r["speaker"] if len(r["speaker"]) <= 30 else r["speaker"][:29] + "…" for r in ranking]
+    names = [r["speaker"] if len(r["speaker"]) <= 20 else r["speaker"][:19] + "…" for r in ranking]
     scores = [r["score"] for r in ranking]
     colours = [GREEN if (i == 0 and s >= threshold) else ("#8c959f" if s < threshold else "#4ac26b")
                for i, s in enumerate(scores)]
@@ -133,15 +136,15 @@ def ranking_plot(ranking: list[dict], threshold: float, scale: str = "cosine"):
         top = max(max(scores), threshold)
         lo, hi = min(0.0, min(scores) - 0.3), top + 0.15 * max(1.0, top - min(0.0, min(scores)))
     ax.barh(y, scores, color=colours, height=0.6)
-    ax.set_yticks(y, names, fontsize=9)
+    ax.set_yticks(y, names, fontsize=11)
     for yi, s in zip(y, scores):
-        ax.text(max(s, 0) + 0.01 * (hi - lo), yi, f"{s:.2f}", va="center", fontsize=8)
+        ax.text(max(s, 0) + 0.01 * (hi - lo), yi, f"{s:.2f}", va="center", fontsize=11)
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:.2f}")
     ax.set_xlim(lo, hi)
-    ax.set_xlabel(f"{SCALE_LABEL.get(scale, 'score')} with the speaker's voiceprint")
-    ax.set_title(f"Top {len(ranking)} match{'es' if len(ranking) != 1 else ''}", fontsize=10,
+    ax.set_xlabel(f"{SCALE_LABEL.get(scale, 'score')} with the voiceprint", fontsize=11)
+    ax.set_title(f"Top {len(ranking)} match{'es' if len(ranking) != 1 else ''}", fontsize=12,
                  loc="left")
-    fig.legend(loc="outside lower right", fontsize=8, frameon=False)
+    fig.legend(loc="outside lower right", fontsize=11, frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return fig

@@ -100,7 +100,8 @@ def test_verify_by_upload(page, shots):
     # a new clip B drops the old pair's result; the threshold then has nothing to re-decide
     page.locator("#verify-b button[aria-label='Clear']").first.click()
     page.locator("#verify-decision", has_text="Clips changed").wait_for()
-    assert page.locator("#verify-decision .verdict").count() == 0 and not page.locator("#verify-plot").is_visible()
+    assert page.locator("#verify-decision .verdict").count() == 0
+    page.locator("#verify-plot").wait_for(state="hidden")   # (hidden by a chained event, a moment later)
     upload(page, "verify-b", EX / "so2242_a.wav")
     box.fill(f"{steps[0][0] - 0.5:.2f}")
     box.press("Enter")

@@ -27,7 +27,7 @@ def test_ranking_plot_shortens_long_names_and_handles_an_empty_gallery():
     rank = [{"speaker": "x" * 60, "score": 0.8}, {"speaker": "Bo", "score": 0.1}]
     ax = views.ranking_plot(rank, 0.3).axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["x" * 29 + "…", "Bo"] and list(ax.get_yticks()) == [1, 0]   # the best match on top
+    assert labels == ["x" * 19 + "…", "Bo"] and list(ax.get_yticks()) == [1, 0]   # the best match on top
 
 
 def test_model_card_threshold_line_per_scale(tmp_path):

@@ -275,7 +275,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                        api_visibility="private", show_progress="hidden")
         demo.load(**refresh)
         model_dd.change(studio.on_model_change, [model_dd],
-                        [v_threshold, i_threshold, about_card, v_json, v_decision, v_plot, v_facts],
+                        [v_threshold, i_threshold, about_card, v_json, v_decision, v_plot, v_facts,
+                         i_json, i_decision, i_plot],
                         api_visibility="private")
 
         # a new clip clears the old result; programmatic changes (an example, a reset) do not fire these

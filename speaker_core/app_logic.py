@@ -467,16 +467,17 @@ class Studio:
 
     def on_model_change(self, model_name: str):
         """New model selected: move both thresholds to its calibrated value, and clear the
-        Verify result (its score came from the previous model).
+        Verify and Identify results (their scores came from the previous model).
 
         Returns (verify threshold, identify threshold, model card, verify JSON, decision HTML,
-        score plot, clip facts HTML).
+        score plot, clip facts HTML, identify JSON, identify decision HTML, ranking plot).
         """
         # one update object per slider: Gradio consumes an update as it applies it, so a shared one left the
         # Identify slider at the previous model's value
         t = self.threshold_slider(model_name)
         return (gr.update(**t), gr.update(**t), self.model_card(model_name), None,
-                empty_html(f"Model changed to {model_name}: press Verify again."), None, "")
+                empty_html(f"Model changed to {model_name}: press Verify again."), None, "",
+                None, empty_html(f"Model changed to {model_name}: press Identify again."), None)
 
     # After a change to the gallery, the inputs that made it are reset, so that a second click cannot repeat it by
     # accident: Gradio keeps every input as it was.

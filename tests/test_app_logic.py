@@ -151,6 +151,7 @@ def test_models_listed_and_cached(studio):
     out = studio.on_model_change(DEFAULT)
     assert out[0] == out[1] and out[0]["value"] == t and (out[0]["minimum"], out[0]["maximum"]) == (lo, hi)
     assert out[3] is None and "press Verify again" in out[4]
+    assert out[7] is None and "press Identify again" in out[8] and out[9] is None
     # the result plot shows only beside a result (the cleared one hides it)
     assert studio.result_plot_visibility(out[3])["visible"] is False
     assert studio.result_plot_visibility({"score": 1.0})["visible"] is True

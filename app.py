@@ -13,7 +13,7 @@ import os
 
 import gradio as gr
 
-from speaker_core.app_logic import MAX_UPLOAD_MB, TOP_K, Settings, Studio, example_paths
+from speaker_core.app_logic import EXAMPLES_DIR, MAX_UPLOAD_MB, TOP_K, Settings, Studio, example_paths
 from speaker_core.views import empty_html
 
 TITLE = "Speaker Recognition Studio"
@@ -103,7 +103,9 @@ who agreed to it, and delete a speaker when asked (*Delete*). Run locally, the g
 SQLite file on this machine (`SPEAKER_GALLERY_PATH`, default `gallery.db`); nothing is sent anywhere.
 On a public Hugging Face Space each browser session gets its own private in-memory gallery that
 disappears when the session ends. Uploaded audio is only used to compute embeddings; the gallery
-stores embeddings, never audio. Exported gallery files contain voiceprints: keep them private.
+stores embeddings, never audio. Uploads and the files the app returns are deleted from the server an
+hour after they were written, and when it stops. Exported gallery files contain voiceprints: keep
+them private.
 """
 
 API_HELP = """
@@ -128,11 +130,13 @@ def build_demo(studio: Studio) -> gr.Blocks:
     models = studio.model_choices()
     default = studio.default_model()
     examples, example_labels = example_paths()
+    # served from assets/ as they are: copies in Gradio's cache would go with delete_cache and break the examples
+    gr.set_static_paths([str(EXAMPLES_DIR)])
     upload_first = dict(sources=["upload", "microphone"], type="filepath")
     mic_first = dict(sources=["microphone", "upload"], type="filepath")
     thr = dict(step=0.01, **studio.threshold_slider(default))
 
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=studio.settings.delete_cache) as demo:
         gallery_state = gr.State(None, delete_callback=lambda g: g.close() if g else None)
         query_state = gr.State(None)
 

@@ -21,8 +21,10 @@ import html
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -63,6 +65,9 @@ CLIPPED_FRACTION = 0.001    # 0.1 % of samples at full scale: warn "clipped"
 EDGE_SILENCE_SECONDS = 2.0  # silence before + after the words: warn "trim it"
 MAX_UPLOAD_MB = 20
 MAX_ENROLL_CLIPS = 20
+# Uploaded audio and the files the app hands out (gallery exports hold voiceprints) are deleted this long after
+# they were written, and when the app stops, instead of piling up in the server's temporary folder.
+KEEP_FILES_SECONDS = 3600
 # The same audio embeds to the same vector (cosine 1.0 up to float rounding); two recordings, even halves of one
 # take, stay far below this. Used to keep a clip uploaded twice from counting twice in a voiceprint.
 SAME_AUDIO_COSINE = 0.9999
@@ -122,6 +127,7 @@ class Settings:
     device: str | None = "cpu"
     reference_dir: Path = REFERENCE_DIR
     on_space: bool = False
+    keep_files_seconds: int = KEEP_FILES_SECONDS
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -135,7 +141,14 @@ class Settings:
             default_model=env.get("SPEAKER_DEFAULT_MODEL") or None,
             device=env.get("SPEAKER_DEVICE") or "cpu",
             on_space=on_space,
+            keep_files_seconds=int(env.get("SPEAKER_KEEP_FILES_SECONDS") or KEEP_FILES_SECONDS),
         )
+
+    @property
+    def delete_cache(self) -> tuple[int, int]:
+        """gr.Blocks(delete_cache=...): look every few minutes for files older than ``keep_files_seconds``."""
+        age = max(1, int(self.keep_files_seconds))
+        return max(1, min(600, age // 2)), age
 
     @property
     def per_session(self) -> bool:
@@ -338,8 +351,18 @@ def clip_facts(clip: Clip, label: str, max_seconds: float = MAX_SECONDS, edges: 
     }
 
 
-def _tmp_dir() -> Path:
-    d = Path(tempfile.gettempdir()) / "speaker_studio" / uuid.uuid4().hex
+def _tmp_dir(max_age: float = KEEP_FILES_SECONDS) -> Path:
+    """A fresh folder for one returned file. Gradio serves a copy from its own cache (which ``delete_cache``
+    empties), so older folders here are removed on the way."""
+    root = Path(tempfile.gettempdir()) / "speaker_studio"
+    now = time.time()
+    for old in root.glob("*"):
+        try:
+            if now - old.stat().st_mtime > max_age:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    d = root / uuid.uuid4().hex
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -718,7 +741,7 @@ class Studio:
         if len(gallery) == 0:
             raise UserError("The gallery is empty: there is nothing to export.")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        path = _tmp_dir() / f"speaker-gallery-{stamp}.json"
+        path = _tmp_dir(self.settings.keep_files_seconds) / f"speaker-gallery-{stamp}.json"
         path.write_text(gallery.export_json(), encoding="utf-8")
         n = len(gallery)
         return (str(path), f"<div class='status ok'>Exported {n} speaker{'s' if n != 1 else ''}. "
@@ -795,7 +818,7 @@ class Studio:
                     "speakers": list(dict.fromkeys(labels)), "query": bool(q), "notes": note,
                     "coords": [[round(float(a), 3), round(float(b), 3)] for a, b in pts],
                     "labels": labels}
-        path = _tmp_dir() / "voice-map.png"
+        path = _tmp_dir(self.settings.keep_files_seconds) / "voice-map.png"
         projection.figure_png(fig, str(path))
         for n in note:
             warn(n)

@@ -6,6 +6,7 @@ with a private gallery. Uses the default shipped checkpoint when present, else a
 import json
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(tmp_path_factory, gallery_path="session"):
+def launch(tmp_path_factory, gallery_path="session", **settings):
     import os
 
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(tmp_path_factory.mktemp("examples_cache"))
@@ -37,7 +38,7 @@ def launch(tmp_path_factory, gallery_path="session"):
     from speaker_core.app_logic import Settings, Studio
 
     studio = Studio(Settings(checkpoint_dir=make_checkpoint_dir(tmp_path_factory),
-                             gallery_path=gallery_path))
+                             gallery_path=gallery_path, **settings))
     studio.warm_up(background=True)
     demo = app.build_demo(studio)
     port = free_port()
@@ -293,3 +294,28 @@ def test_python_app_py_respects_server_env(tmp_path_factory):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_uploads_and_returned_files_are_deleted_after_a_while(tmp_path_factory):
+    """Uploaded voices and returned files (a gallery export holds voiceprints) leave the server's temporary
+    folder after ``keep_files_seconds``; the app keeps working, and the cached examples stay."""
+    demo, url = launch(tmp_path_factory, keep_files_seconds=2)
+    try:
+        c = Client(url, verbose=False)
+        c.predict(handle_file(str(EX / "so0049_a.wav")), handle_file(str(EX / "so0049_b.wav")), api_name="/verify")
+        c.predict("Ann", [handle_file(str(EX / "so0049_a.wav"))], None, False, api_name="/enroll")
+        exported = c.predict(api_name="/export_gallery")[0]
+        assert Path(exported).exists()   # the client's own download stays with the client
+        held = [Path(f) for s in demo.temp_file_sets for f in s]
+        assert any(p.name == "so0049_a.wav" for p in held) and any(p.suffix == ".json" for p in held)
+        kept = {Path(f) for b in demo.blocks.values() for f in getattr(b, "keep_in_cache", set())}
+        deadline = time.time() + 30
+        while time.time() < deadline and any(p.exists() for p in held if p not in kept):
+            time.sleep(0.5)
+        assert not [p for p in held if p not in kept and p.exists()]
+        assert all(p.exists() for p in kept)
+        res = c.predict(handle_file(str(EX / "so0049_a.wav")), handle_file(str(EX / "so0049_b.wav")),
+                        api_name="/verify")[0]
+        assert "score" in res
+    finally:
+        close(demo)

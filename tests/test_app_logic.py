@@ -549,3 +549,16 @@ def test_silence_around_the_words_is_flagged():
     hum = (0.3 * np.random.default_rng(1).standard_normal(48000)).astype(np.float32)
     notes = al.clip_warnings(al.load_clip(hum, sample_rate=16000))
     assert any("mostly silence" in n for n in notes) and not any("before the words" in n for n in notes), notes
+
+
+def test_returned_files_are_pruned_and_cleanup_is_configurable(tmp_path, monkeypatch):
+    import os
+    import time as _time
+    monkeypatch.setattr(al.tempfile, "gettempdir", lambda: str(tmp_path))
+    old = al._tmp_dir()
+    (old / "speaker-gallery.json").write_text("{}")
+    os.utime(old, (_time.time() - 7200, _time.time() - 7200))
+    fresh = al._tmp_dir(3600)
+    assert fresh.exists() and not old.exists()
+    assert al.Settings.from_env({"SPEAKER_KEEP_FILES_SECONDS": "120"}).delete_cache == (60, 120)
+    assert al.Settings.from_env({}).delete_cache == (600, al.KEEP_FILES_SECONDS)

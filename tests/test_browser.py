@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_app_client import server  # noqa: E402,F401  (the shared in-process app fixture)
+from test_app_client import close, launch, server  # noqa: E402,F401  (the shared in-process app fixture)
 from test_app_logic import EX, REF  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -260,3 +260,23 @@ def test_about_and_phone_width(page, shots):
     # the model card's headers and numbers stay whole on a phone (its tables scroll sideways instead)
     heights = page.evaluate("[...document.querySelectorAll('#model-card th')].map(e => e.getBoundingClientRect().height)")
     assert heights and max(heights) <= 1.5 * min(heights), heights
+
+
+def test_examples_survive_file_cleanup(browser, tmp_path_factory):
+    """With a short keep_files_seconds the app deletes old uploads; the examples, served from assets/, still
+    load and score after several cleanups."""
+    demo, url = launch(tmp_path_factory, keep_files_seconds=1)
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        pg = ctx.new_page()
+        pg.set_default_timeout(TIMEOUT)
+        pg.goto(url)
+        pg.wait_for_selector("#verify-a")
+        pg.wait_for_timeout(4000)   # several cleanup rounds
+        pg.get_by_text("Different speakers · LibriSpeech").click()
+        pg.locator("#verify-facts", has_text="ls3240_a.wav").wait_for()
+        pg.locator("#verify-decision .verdict").wait_for()
+        pg.locator("#verify-a audio, #verify-a [data-testid^='waveform']").first.wait_for(state="attached")
+    finally:
+        ctx.close()
+        close(demo)

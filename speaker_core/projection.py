@@ -123,7 +123,10 @@ def plot_voice_map(coords: np.ndarray, labels: Sequence[str], *,
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 6), dpi=100, layout="constrained")
+    # phone-first: 6.4 in wide with the legend under the map in two columns (a side legend left the map and its
+    # 8 pt names a few pixels tall on a 390 px screen)
+    n_legend = len(dict.fromkeys(labels)) + (query is not None)
+    fig = Figure(figsize=(6.4, 5.4 + 0.28 * ((n_legend + 1) // 2)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     coords = np.asarray(coords, dtype=np.float32).reshape(-1, 2)
     labels = list(labels)
@@ -153,13 +156,12 @@ def plot_voice_map(coords: np.ndarray, labels: Sequence[str], *,
         q = np.asarray(query, dtype=np.float32).reshape(2)
         ax.scatter([q[0]], [q[1]], s=320, marker="*", color="#e8112d", edgecolors="black",
                    linewidths=1.0, label=_short(query_label), zorder=5)
-    ax.set_title(title + (f"  ({method.upper()})" if method else ""))
+    ax.set_title(title + (f"  ({method.upper()})" if method else ""), fontsize=13)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
-    ncol = 1 if len(order) <= 14 else 2
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-              ncol=ncol, title="filled: enrolled\nhollow: reference", title_fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.01), fontsize=12, frameon=False, ncol=2,
+              title="filled: enrolled · hollow: reference", title_fontsize=12)
     return fig
 
 

@@ -37,6 +37,7 @@ ul.warnings {margin: 0; padding-left: 1.1em; list-style: none;}
 ul.warnings li {margin: 0;}
 .status {padding: 8px 12px; border-radius: 8px; overflow-wrap: anywhere;}
 .status.ok {background: rgba(26, 127, 55, .12);}
+.status.failed {background: rgba(207, 34, 46, .10);}
 .gallery-foot {font-size: .85em; opacity: .75; margin-top: 4px; overflow-wrap: anywhere;}
 .privacy {font-size: .9em; opacity: .85;}
 .prose pre, .prose pre code {white-space: pre-wrap !important; overflow-wrap: anywhere;
@@ -291,7 +292,9 @@ def build_demo(studio: Studio) -> gr.Blocks:
               [i_json, i_decision, i_plot], api_visibility="private", show_progress="hidden")
         verify_btn.click(studio.verify, [audio_a, audio_b, model_dd, v_threshold],
                          [v_json, v_decision, v_plot, v_facts], api_name="verify",
-                         concurrency_id="model")
+                         concurrency_id="model", show_progress_on=[v_decision]
+                         ).failure(studio.verify_failed, None, [v_json, v_decision, v_plot, v_facts],
+                                   api_visibility="private", show_progress="hidden")
         v_threshold.change(studio.redecide, [v_json, v_threshold],
                            [v_json, v_decision, v_plot, v_facts], api_visibility="private",
                            show_progress="hidden", trigger_mode="always_last")
@@ -302,26 +305,35 @@ def build_demo(studio: Studio) -> gr.Blocks:
 
         enrolled = enroll_btn.click(studio.enroll, [e_name, e_clips, e_record, e_add, model_dd, gallery_state],
                                     [e_json, g_table, e_status, gallery_state], api_name="enroll",
-                                    concurrency_id="model")
+                                    concurrency_id="model", show_progress_on=[e_status])
         enrolled.then(**refresh)
+        enrolled.failure(studio.enroll_failed, None, e_status, api_visibility="private", show_progress="hidden")
         enrolled.success(studio.enrolled_inputs_cleared, None, [e_clips, e_record], api_visibility="private",
                          show_progress="hidden")
         identify_btn.click(studio.identify, [i_audio, model_dd, i_threshold, i_topk, gallery_state],
                            [i_json, i_decision, i_plot, query_state, gallery_state],
-                           api_name="identify", concurrency_id="model")
-        delete_btn.click(studio.delete_speaker, [g_delete_name, gallery_state],
-                         [g_status, g_table, gallery_state], api_name="delete_speaker"
-                         ).then(**refresh)
+                           api_name="identify", concurrency_id="model", show_progress_on=[i_decision]
+                           ).failure(studio.identify_failed, None, [i_json, i_decision, i_plot],
+                                     api_visibility="private", show_progress="hidden")
+        deleted = delete_btn.click(studio.delete_speaker, [g_delete_name, gallery_state],
+                                   [g_status, g_table, gallery_state], api_name="delete_speaker",
+                                   show_progress_on=[g_status])
+        deleted.then(**refresh)
         cleared = clear_btn.click(studio.clear_gallery, [g_confirm, gallery_state],
-                                  [g_status, g_table, gallery_state], api_name="clear_gallery")
+                                  [g_status, g_table, gallery_state], api_name="clear_gallery",
+                                  show_progress_on=[g_status])
         cleared.then(**refresh)
         cleared.success(studio.cleared_confirm_reset, None, g_confirm, api_visibility="private",
                         show_progress="hidden")
         export_btn.click(studio.export_gallery, [gallery_state], [g_export, g_status, gallery_state],
                          api_name="export_gallery")
         imported = import_btn.click(studio.import_gallery, [g_import, g_replace, model_dd, gallery_state],
-                                    [g_status, g_table, gallery_state], api_name="import_gallery")
+                                    [g_status, g_table, gallery_state], api_name="import_gallery",
+                                    show_progress_on=[g_status])
         imported.then(**refresh)
+        for event in (deleted, cleared, imported):   # an old "done" must not stand beside a refusal
+            event.failure(studio.gallery_unchanged, None, g_status, api_visibility="private",
+                          show_progress="hidden")
         imported.success(studio.imported_inputs_cleared, None, [g_import, g_replace], api_visibility="private",
                          show_progress="hidden")
         map_io = dict(fn=studio.voice_map, inputs=[m_ref, model_dd, gallery_state, query_state],

@@ -510,6 +510,28 @@ class Studio:
         added to this one's. The name stays, for adding more clips to the same speaker."""
         return None, None
 
+    # A refused request leaves the previous request's outputs on screen (Gradio does not touch them), next to
+    # an error notice. These replace them with a line that points at the notice.
+    @staticmethod
+    def verify_failed():
+        """Returns (JSON, decision HTML, plot, clip facts HTML)."""
+        return None, "<div class='status failed'>✘ No result: the message above says why.</div>", None, ""
+
+    @staticmethod
+    def identify_failed():
+        """Returns (JSON, decision HTML, plot)."""
+        return None, "<div class='status failed'>✘ No answer: the message above says why.</div>", None
+
+    @staticmethod
+    def enroll_failed() -> str:
+        """An enrollment was refused (the notice says why): replace the previous enrollment's status."""
+        return "<div class='status failed'>✘ Nothing was enrolled: the message above says why.</div>"
+
+    @staticmethod
+    def gallery_unchanged() -> str:
+        """A delete, clear or import was refused: replace the previous action's status."""
+        return "<div class='status failed'>✘ The gallery is unchanged: the message above says why.</div>"
+
     @staticmethod
     def cleared_confirm_reset() -> bool:
         """After clearing the gallery, untick 'Yes, delete every speaker' (a later clear asks again)."""

@@ -213,6 +213,12 @@ def test_gallery_export_clear_import(page, tmp_path):
     page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")
     page.click("#enroll-btn")
     page.locator("#gallery-table td.spk", has_text="Keep Me").wait_for()
+    # a refused enrollment (the name is taken) replaces the old "Enrolled" line; the table shows no error
+    page.locator("#enroll-clips input[type=file]").set_input_files(str(REF / "librispeech-40_2.flac"))
+    page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")
+    page.click("#enroll-btn")
+    page.locator("#enroll-status .status.failed", has_text="Nothing was enrolled").wait_for()
+    assert page.locator("#gallery-table .error").count() == 0
     page.get_by_text("Manage the gallery").click()
     page.click("#gallery-export-btn")
     link = page.locator("#gallery-export a").first
@@ -231,6 +237,7 @@ def test_gallery_export_clear_import(page, tmp_path):
     page.wait_for_function("() => !document.querySelector('#gallery-confirm input[type=checkbox]').checked")
     page.click("#gallery-clear")   # not ticked again: refused with a message
     page.get_by_text("Tick 'Yes, delete every speaker'").first.wait_for()
+    page.locator("#gallery-status .status.failed", has_text="The gallery is unchanged").wait_for()
 
     page.locator("#gallery-import input[type=file]").set_input_files(str(saved))
     page.locator("#gallery-import [data-testid='upload-text']").wait_for(state="detached")

@@ -299,7 +299,7 @@ def test_python_app_py_respects_server_env(tmp_path_factory):
 def test_uploads_and_returned_files_are_deleted_after_a_while(tmp_path_factory):
     """Uploaded voices and returned files (a gallery export holds voiceprints) leave the server's temporary
     folder after ``keep_files_seconds``; the app keeps working, and the cached examples stay."""
-    demo, url = launch(tmp_path_factory, keep_files_seconds=2)
+    demo, url = launch(tmp_path_factory, keep_files_seconds=4)   # long enough for a request to read its upload
     try:
         c = Client(url, verbose=False)
         c.predict(handle_file(str(EX / "so0049_a.wav")), handle_file(str(EX / "so0049_b.wav")), api_name="/verify")

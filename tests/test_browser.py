@@ -272,14 +272,14 @@ def test_about_and_phone_width(page, shots):
 def test_examples_survive_file_cleanup(browser, tmp_path_factory):
     """With a short keep_files_seconds the app deletes old uploads; the examples, served from assets/, still
     load and score after several cleanups."""
-    demo, url = launch(tmp_path_factory, keep_files_seconds=1)
+    demo, url = launch(tmp_path_factory, keep_files_seconds=2)
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         pg = ctx.new_page()
         pg.set_default_timeout(TIMEOUT)
         pg.goto(url)
         pg.wait_for_selector("#verify-a")
-        pg.wait_for_timeout(4000)   # several cleanup rounds
+        pg.wait_for_timeout(5000)   # several cleanup rounds
         pg.get_by_text("Different speakers · LibriSpeech").click()
         pg.locator("#verify-facts", has_text="ls3240_a.wav").wait_for()
         pg.locator("#verify-decision .verdict").wait_for()

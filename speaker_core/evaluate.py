@@ -606,9 +606,9 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
                     help="embed clips longer than 1.5 windows as the mean of SEC-second windows (hop SEC/2); "
                          "default: the longest training crop of the checkpoint's recipe; 0: whole clips")
     ap.add_argument("--edges", choices=("checkpoint", "canonical", "none"), default="checkpoint",
-                    help="silence around the words: 'canonical' gives every clip the same (audio.canonical_edges) "
-                         "before embedding, here and wherever the checkpoint is used; 'none' embeds clips as they "
-                         "are; default: what the checkpoint already does")
+                    help="silence around the words: 'canonical' gives every clip the same (audio.canonical_edges, "
+                         "edges found by audio.word_frames) before embedding, here and wherever the checkpoint is "
+                         "used; 'none' embeds clips as they are; default: what the checkpoint already does")
     ap.add_argument("--bootstrap", type=int, default=1000, help="replicates for the stored 95%% intervals")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(argv)

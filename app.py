@@ -326,7 +326,9 @@ def build_demo(studio: Studio) -> gr.Blocks:
         cleared.success(studio.cleared_confirm_reset, None, g_confirm, api_visibility="private",
                         show_progress="hidden")
         export_btn.click(studio.export_gallery, [gallery_state], [g_export, g_status, gallery_state],
-                         api_name="export_gallery")
+                         api_name="export_gallery", show_progress_on=[g_status]
+                         ).failure(studio.export_failed, None, [g_export, g_status], api_visibility="private",
+                                   show_progress="hidden")
         imported = import_btn.click(studio.import_gallery, [g_import, g_replace, model_dd, gallery_state],
                                     [g_status, g_table, gallery_state], api_name="import_gallery",
                                     show_progress_on=[g_status])

@@ -533,6 +533,11 @@ class Studio:
         return "<div class='status failed'>✘ The gallery is unchanged: the message above says why.</div>"
 
     @staticmethod
+    def export_failed():
+        """An export was refused: no file to download, and a line that points at the notice."""
+        return None, "<div class='status failed'>✘ Nothing was exported: the message above says why.</div>"
+
+    @staticmethod
     def cleared_confirm_reset() -> bool:
         """After clearing the gallery, untick 'Yes, delete every speaker' (a later clear asks again)."""
         return False

@@ -238,6 +238,9 @@ def test_gallery_export_clear_import(page, tmp_path):
     page.click("#gallery-clear")   # not ticked again: refused with a message
     page.get_by_text("Tick 'Yes, delete every speaker'").first.wait_for()
     page.locator("#gallery-status .status.failed", has_text="The gallery is unchanged").wait_for()
+    page.click("#gallery-export-btn")   # an empty gallery: nothing to export, and no stale file offered
+    page.locator("#gallery-status .status.failed", has_text="Nothing was exported").wait_for()
+    assert page.locator("#gallery-export a").count() == 0
 
     page.locator("#gallery-import input[type=file]").set_input_files(str(saved))
     page.locator("#gallery-import [data-testid='upload-text']").wait_for(state="detached")

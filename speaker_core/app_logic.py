@@ -42,7 +42,7 @@ from .checkpoint import CheckpointError
 from .model import config_to_dict
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
 from .scoring import DEFAULT_THRESHOLD
-from .views import (decision_html, empty_html, facts_html, gallery_html, model_card_markdown,
+from .views import (decision_html, empty_html, facts_html, failed_html, gallery_html, model_card_markdown,
                     ranking_plot, score_plot)
 
 log = logging.getLogger(__name__)
@@ -515,27 +515,27 @@ class Studio:
     @staticmethod
     def verify_failed():
         """Returns (JSON, decision HTML, plot, clip facts HTML)."""
-        return None, "<div class='status failed'>✘ No result: the message above says why.</div>", None, ""
+        return None, failed_html("No result"), None, ""
 
     @staticmethod
     def identify_failed():
         """Returns (JSON, decision HTML, plot)."""
-        return None, "<div class='status failed'>✘ No answer: the message above says why.</div>", None
+        return None, failed_html("No answer"), None
 
     @staticmethod
     def enroll_failed() -> str:
         """An enrollment was refused (the notice says why): replace the previous enrollment's status."""
-        return "<div class='status failed'>✘ Nothing was enrolled: the message above says why.</div>"
+        return failed_html("Nothing was enrolled")
 
     @staticmethod
     def gallery_unchanged() -> str:
         """A delete, clear or import was refused: replace the previous action's status."""
-        return "<div class='status failed'>✘ The gallery is unchanged: the message above says why.</div>"
+        return failed_html("The gallery is unchanged")
 
     @staticmethod
     def export_failed():
         """An export was refused: no file to download, and a line that points at the notice."""
-        return None, "<div class='status failed'>✘ Nothing was exported: the message above says why.</div>"
+        return None, failed_html("Nothing was exported")
 
     @staticmethod
     def cleared_confirm_reset() -> bool:
@@ -659,7 +659,7 @@ class Studio:
             same = next((lab for lab, x in earlier if float(np.dot(e, x)) >= SAME_AUDIO_COSINE), None)
             if same is None:
                 keep.append(i)
-                earlier.append((labels[i].split(" (")[0].lower(), e))
+                earlier.append((f"clip {i + 1}", e))
             else:
                 notes.append(f"{labels[i]}: the same audio as {same}, so it was not added again")
         if not keep:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .api import edges_of, window_of
-from .audio import CANONICAL_EDGES
+from .audio import CANONICAL_EDGES, canonical_edges, windows
 from .scoring import (ScoreNorm, bootstrap_eer, l2_normalize, plot_scores, scale_of, score_norm_of,
                       summarize_scores)
 
@@ -189,10 +189,8 @@ def embed_waves(model, waves: Sequence[np.ndarray], batch_size: int = 16, device
         return model.embed_waves(waves, batch_size=batch_size, device=device, max_batch_samples=max_batch_samples,
                                  progress=progress)
     if edges:
-        from .audio import canonical_edges
         waves = [canonical_edges(w, **edges) for w in waves]
     if window:
-        from .audio import windows
         segs, owner = [], []
         for i, w in enumerate(waves):
             parts = windows(np.asarray(w, dtype=np.float32), *window)

@@ -68,6 +68,11 @@ def empty_html(message: str) -> str:
     return f"<div class='empty-state'>{html.escape(message)}</div>"
 
 
+def failed_html(what: str) -> str:
+    """The line that replaces a refused request's old output; the error notice says why."""
+    return f"<div class='status failed'>✘ {html.escape(what)}: the message above says why.</div>"
+
+
 def _figure(w=7.0, h=3.2):
     import matplotlib
 

@@ -213,6 +213,9 @@ def test_gallery_export_clear_import(page, tmp_path):
     page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")
     page.click("#enroll-btn")
     page.locator("#gallery-table td.spk", has_text="Keep Me").wait_for()
+    # the clip list empties in a step after the table updates: wait for it, as a person would see it, before the
+    # next upload (uploading in between lost the race on a slow CI machine and the new file was cleared)
+    page.locator("#enroll-clips [data-testid='upload-text']").wait_for()
     # a refused enrollment (the name is taken) replaces the old "Enrolled" line; the table shows no error
     page.locator("#enroll-clips input[type=file]").set_input_files(str(REF / "librispeech-40_2.flac"))
     page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")

@@ -37,7 +37,7 @@ import gradio as gr
 
 from . import projection
 from .api import DEFAULT_MODEL, Recognizer, available_models, load_model
-from .audio import AudioError, Clip, frame_db, load_clip
+from .audio import AudioError, Clip, frame_db, load_clip, speech_seconds
 from .checkpoint import CheckpointError
 from .model import config_to_dict
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
@@ -344,6 +344,7 @@ def clip_facts(clip: Clip, label: str, max_seconds: float = MAX_SECONDS, edges: 
         "original_duration_s": round(clip.orig_duration, 2),
         "sample_rate": int(clip.orig_sample_rate),
         "speech_fraction": round(clip.speech_fraction, 3),
+        "speech_s": round(speech_seconds(clip.wave), 2),   # from the first word to the last
         "clipped_fraction": round(clip.clipped_fraction, 4),
         "silence_before_after_s": [round(x, 2) for x in clip.edge_silence],
         "truncated": bool(clip.truncated),
@@ -579,6 +580,7 @@ class Studio:
                  clip_facts(clip_b, "B: " + _label_of(_path_of(audio_b), "clip B"), ms, model.edges)]
         result = {"score": round(score, 4), "same_speaker": bool(score >= threshold),
                   "threshold": round(threshold, 4), "scale": model.scale, "model": name, "clips": facts,
+                  "min_speech_s": min(f["speech_s"] for f in facts),
                   "warnings": [f"{f['clip']}: {w}" for f in facts for w in f["warnings"]]}
         for w in result["warnings"]:
             warn(w)
@@ -592,8 +594,9 @@ class Studio:
         cal = self.models.calibration(model_name)
         s, t = result["score"], result["threshold"]
         scale = result.get("scale", "cosine")
-        return (result, decision_html(s, t, result["same_speaker"], cal, scale=scale),
-                score_plot(s, t, cal, scale), facts_html(result["clips"]))
+        ms = result.get("min_speech_s")   # a long pair is read against the long calibration pairs
+        return (result, decision_html(s, t, result["same_speaker"], cal, scale=scale, min_speech=ms),
+                score_plot(s, t, cal, scale, min_speech=ms), facts_html(result["clips"]))
 
     @user_errors
     def redecide(self, result, threshold: float):

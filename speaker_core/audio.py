@@ -271,6 +271,19 @@ def edge_silence(wave: np.ndarray, detector: str = "words") -> tuple[float, floa
     return _edges_of(DETECTORS[detector](wave), wave.size)
 
 
+def speech_seconds(wave: np.ndarray) -> float:
+    """Seconds from the first to the last frame with words (``word_frames``) of 16 kHz audio: how long the words
+    last, pauses between them included, silence and quiet noise around them not.
+
+    >>> t = np.arange(16000) / 16000
+    >>> w = np.concatenate([np.zeros(16000), 0.3 * np.sin(2 * np.pi * 200 * t), np.zeros(8000)]).astype(np.float32)
+    >>> round(speech_seconds(w), 1)
+    1.0
+    """
+    before, after = edge_silence(wave)
+    return max(0.0, wave.size / SAMPLE_RATE - before - after)
+
+
 def _edges_of(active: np.ndarray, n: int) -> tuple[float, float]:
     idx = np.flatnonzero(active)
     if idx.size == 0:

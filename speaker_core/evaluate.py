@@ -35,9 +35,9 @@ import numpy as np
 import torch
 
 from .api import edges_of, window_of
-from .audio import CANONICAL_EDGES, canonical_edges, windows
-from .scoring import (ScoreNorm, bootstrap_eer, l2_normalize, plot_scores, scale_of, score_norm_of,
-                      summarize_scores)
+from .audio import CANONICAL_EDGES, canonical_edges, speech_seconds, windows
+from .scoring import (LONG_PAIR_SECONDS, ScoreNorm, bootstrap_eer, l2_normalize, plot_scores, scale_of,
+                      score_norm_of, summarize_scores)
 
 AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".aif", ".aiff"}
 SR = 16000
@@ -341,6 +341,46 @@ def speakers_by_set(items: Sequence[dict], trials_by_set) -> Dict[str, Tuple[np.
     return spk
 
 
+# Bins of the shorter clip's speech (seconds) for ``at_threshold_by_speech``: commands (~1 s), short phrases, the
+# 3-6 s a person records in the app, and read sentences.
+SPEECH_BINS = (0.0, 1.5, 3.0, 6.0, float("inf"))
+
+
+def trial_min_speech(speech: np.ndarray, trials_by_set) -> Tuple[np.ndarray, np.ndarray]:
+    """Each trial's shorter clip's speech seconds, in ``evaluate_embeddings``' pooled order: (targets, non-targets)."""
+    mt, mn = [], []
+    for tr in trials_by_set.values():
+        t = np.asarray(tr, dtype=np.int64).reshape(-1, 3)
+        m = np.minimum(speech[t[:, 0]], speech[t[:, 1]])
+        mt.append(m[t[:, 2] == 1])
+        mn.append(m[t[:, 2] == 0])
+    return np.concatenate(mt), np.concatenate(mn)
+
+
+def at_threshold_by_speech(target, nontarget, min_t, min_n, threshold: float, bins=SPEECH_BINS) -> List[dict]:
+    """False accepts and rejects at one threshold, per bin of the shorter clip's speech seconds.
+
+    One threshold serves every pair in the app, but it is calibrated on pooled trials, most of them short:
+    this shows how it fares on long recordings.
+
+    >>> rows = at_threshold_by_speech([2.0, 0.5], [0.1, 3.0], [1.0, 4.0], [1.0, 4.0], 1.0)
+    >>> [(r["seconds"], r["false_reject_pct"], r["false_accept_pct"]) for r in rows]
+    [('0-1.5', 0.0, 0.0), ('3-6', 100.0, 100.0)]
+    """
+    t, n = np.asarray(target, np.float64), np.asarray(nontarget, np.float64)
+    min_t, min_n = np.asarray(min_t, np.float64), np.asarray(min_n, np.float64)
+    out = []
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        bt, bn = (min_t >= lo) & (min_t < hi), (min_n >= lo) & (min_n < hi)
+        if not (bt.any() or bn.any()):
+            continue
+        out.append({"seconds": f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}",
+                    "n_target": int(bt.sum()), "n_nontarget": int(bn.sum()),
+                    "false_reject_pct": float(100 * np.mean(t[bt] < threshold)) if bt.any() else None,
+                    "false_accept_pct": float(100 * np.mean(n[bn] >= threshold)) if bn.any() else None})
+    return out
+
+
 def add_bootstrap(res: dict, scores: dict, items: Sequence[dict], trials_by_set, n_boot: int = 1000,
                   seed: int = 0) -> None:
     """Add a 95 % speaker-level bootstrap interval ``eer_ci95`` to every set (and pooled) that has an EER."""
@@ -352,8 +392,16 @@ def add_bootstrap(res: dict, scores: dict, items: Sequence[dict], trials_by_set,
         v["eer_ci95"] = [float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))]
 
 
+# a long-pair sample smaller than this describes too few speakers to show
+MIN_LONG_TARGETS, MIN_LONG_NONTARGETS = 20, 100
+
+
 def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_threshold: float, eer: float,
-                            max_scores: int = 2000, seed: int = 0, scale: str = "cosine") -> dict:
+                            max_scores: int = 2000, seed: int = 0, scale: str = "cosine",
+                            min_speech: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> dict:
+    """``meta["calibration"]``: the threshold and a sample of the dev scores for the app's plot and tail rates.
+    With ``min_speech`` (each trial's shorter clip's seconds of words, ``trial_min_speech``), also the scores of
+    the long pairs (``scoring.LONG_PAIR_SECONDS``) on their own, which the app shows for a long pair."""
     rng = np.random.RandomState(seed)
 
     def sub(x):
@@ -362,8 +410,15 @@ def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_thres
             x = x[np.sort(rng.choice(len(x), max_scores, replace=False))]
         return [round(float(v), 4) for v in x]
 
-    return {"threshold": float(eer_threshold), "eer": float(eer), "scale": scale,
-            "target_scores": sub(target), "nontarget_scores": sub(nontarget)}
+    out = {"threshold": float(eer_threshold), "eer": float(eer), "scale": scale,
+           "target_scores": sub(target), "nontarget_scores": sub(nontarget)}
+    if min_speech is not None:
+        lt = np.asarray(target)[np.asarray(min_speech[0]) >= LONG_PAIR_SECONDS]
+        ln = np.asarray(nontarget)[np.asarray(min_speech[1]) >= LONG_PAIR_SECONDS]
+        if lt.size >= MIN_LONG_TARGETS and ln.size >= MIN_LONG_NONTARGETS:
+            out["long_pairs"] = {"min_speech_s": LONG_PAIR_SECONDS, "n_target": int(lt.size),
+                                 "n_nontarget": int(ln.size), "target_scores": sub(lt), "nontarget_scores": sub(ln)}
+    return out
 
 
 def evaluate(model, items: Sequence[dict], trials_by_set, waves: Optional[List[np.ndarray]] = None,
@@ -400,6 +455,10 @@ def format_results(res: dict) -> str:
     if at:
         lines.append(f"at the checkpoint's threshold {at['threshold']:.3f} (pooled): false accepts "
                      f"{at['false_accept_pct']:.2f}%, false rejects {at['false_reject_pct']:.2f}%")
+        pct = lambda x: f"{x:.2f}%" if x is not None else "n/a"
+        for r in at.get("by_speech_seconds", []):
+            lines.append(f"  shorter clip {r['seconds']:>7s} s of speech: false accepts {pct(r['false_accept_pct']):>7s} "
+                         f"of {r['n_nontarget']}, false rejects {pct(r['false_reject_pct']):>7s} of {r['n_target']}")
     return "\n".join(lines)
 
 
@@ -496,7 +555,10 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         # one threshold serves every recording in the app: how it fares in this condition
         res["pooled"]["at_calibrated_threshold"] = {
             "threshold": float(cal_thr), "false_accept_pct": float(100 * np.mean(pn >= cal_thr)),
-            "false_reject_pct": float(100 * np.mean(pt < cal_thr))}
+            "false_reject_pct": float(100 * np.mean(pt < cal_thr)),
+            # speech of the clips as given (padding adds none: audio.word_frames ignores quiet noise)
+            "by_speech_seconds": at_threshold_by_speech(
+                pt, pn, *trial_min_speech(np.array([speech_seconds(w) for w in waves]), trials), cal_thr)}
     if a.bootstrap > 0:
         add_bootstrap(res, scores, items, trials, n_boot=a.bootstrap, seed=a.seed)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
@@ -551,10 +613,12 @@ def build_cohort(model, rows: Sequence[dict], per_speaker: int = 4, max_seconds:
 
 
 def dev_calibration(items, trials, emb: np.ndarray, emb_crop: Optional[np.ndarray], norm: ScoreNorm,
-                    crop_seconds: float, n_boot: int, old: Optional[dict] = None) -> dict:
+                    crop_seconds: float, n_boot: int, old: Optional[dict] = None,
+                    speech: Optional[np.ndarray] = None) -> dict:
     """``meta["calibration"]`` and ``meta["dev_eer"]`` of a checkpoint from its dev embeddings: the AS-norm threshold
-    at the pooled EER point, score samples for the app's plot, and per-corpus EERs (AS-norm and cosine, whole clips
-    and the first ``crop_seconds``) with speaker-bootstrap intervals. Prints both tables."""
+    at the pooled EER point, score samples for the app's plot (with ``speech``, each dev clip's seconds of words,
+    the long pairs' too), and per-corpus EERs (AS-norm and cosine, whole clips and the first ``crop_seconds``)
+    with speaker-bootstrap intervals. Prints both tables."""
     res = {}
     for name, nm in (("as-norm", norm), ("cosine", None)):
         r, sc = evaluate_embeddings(emb, trials, norm=nm)
@@ -564,8 +628,9 @@ def dev_calibration(items, trials, emb: np.ndarray, emb_crop: Optional[np.ndarra
         print(f"[{name}] " + format_results(r))
     r, sc = res["as-norm"]
     pt, pn = sc["pooled"]
+    min_speech = trial_min_speech(np.asarray(speech), trials) if speech is not None else None
     calibration = calibration_from_scores(pt, pn, r["pooled"]["eer_threshold"], r["pooled"]["eer"] / 100.0,
-                                          scale="as-norm")
+                                          scale="as-norm", min_speech=min_speech)
 
     def summary(key):
         rr = res[key][0]
@@ -586,6 +651,8 @@ def dev_calibration(items, trials, emb: np.ndarray, emb_crop: Optional[np.ndarra
                "ci95": {**ci, "method": f"speaker-level bootstrap, {n_boot} replicates"},
                "trials": old.get("trials", "within each corpus; single-file speakers split into halves"),
                "epoch": old.get("epoch")}
+    if min_speech is not None:
+        dev_eer["at_threshold_by_speech"] = at_threshold_by_speech(pt, pn, *min_speech, calibration["threshold"])
     return {"calibration": calibration, "dev_eer": dev_eer}
 
 
@@ -644,7 +711,8 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
         meta["edges"] = dict(edges)
     meta["score_norm"] = {**norm.to_meta(), "cohort_speakers": len(speakers),
                           "cohort_source": f"{os.path.basename(a.train)}: {a.per_speaker} clips per speaker, first 6 s"}
-    meta.update(dev_calibration(items, trials, emb, emb2, norm, a.crop_eval, a.bootstrap, meta.get("dev_eer")))
+    meta.update(dev_calibration(items, trials, emb, emb2, norm, a.crop_eval, a.bootstrap, meta.get("dev_eer"),
+                                speech=np.array([speech_seconds(w) for w in waves])))
     out = a.out or a.checkpoint
     save_checkpoint(out, model, meta=meta, half=True, drop_head=True)
     print(f"wrote {out}: " + (f"{window[0]:g} s windows, hop {window[1]:g} s; " if window else "whole clips; ") +

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .api import Recognizer, load_model
+from .audio import speech_seconds
 from .checkpoint import FUSION_FORMAT, CheckpointError, model_from_payload, read_payload
 from .scoring import ScoreNorm, score_norm_of
 
@@ -180,7 +181,8 @@ def main_fuse(argv=None) -> int:
             "fusion": ", ".join(f"{s['weight']:g} x {s['file']}" for s in specs),
             "score_norm": {**norm.to_meta(), "cohort_speakers": next(iter(sources))[0],
                            "cohort_source": "the members' cohorts, concatenated with the fusion weights"}}
-    meta.update(dev_calibration(items, trials, emb, emb2, norm, a.crop_eval, a.bootstrap))
+    meta.update(dev_calibration(items, trials, emb, emb2, norm, a.crop_eval, a.bootstrap,
+                                speech=np.array([speech_seconds(w) for w in waves])))
     tmp = out.with_suffix(out.suffix + ".tmp")
     torch.save({"format": FUSION_FORMAT, "members": specs, "meta": meta}, tmp)
     os.replace(tmp, out)

@@ -135,6 +135,32 @@ def score_norm_of(meta: dict, dim: int) -> "ScoreNorm | None":
     return norm
 
 
+# A pair is "long" when both clips hold at least this many seconds of words (audio.speech_seconds). Long
+# recordings score higher for every pair, the same speaker or not, so the pooled calibration trials (mostly 1-2 s
+# commands) say too little about them: calibration also keeps the long pairs' own scores (checkpoints/README.md,
+# "Long recordings").
+LONG_PAIR_SECONDS = 3.0
+
+
+def calibration_samples(cal: dict, min_speech: float | None = None) -> tuple[list, list, dict | None]:
+    """The calibration score samples that describe a pair: ``(target_scores, nontarget_scores, long_pairs)``.
+
+    For a long pair (``min_speech``, its shorter clip's seconds of words, at least the stored ``min_speech_s``) and a
+    checkpoint that kept its long pairs' scores, those samples and their description; else the pooled ones and None.
+
+    >>> cal = {"target_scores": [1.0], "nontarget_scores": [0.0],
+    ...        "long_pairs": {"min_speech_s": 3.0, "target_scores": [3.0], "nontarget_scores": [2.0]}}
+    >>> calibration_samples(cal, 1.2)[:2], calibration_samples(cal, 4.0)[:2]
+    (([1.0], [0.0]), ([3.0], [2.0]))
+    """
+    cal = cal if isinstance(cal, dict) else {}
+    long = cal.get("long_pairs")
+    if (isinstance(long, dict) and min_speech is not None and long.get("target_scores")
+            and long.get("nontarget_scores") and min_speech >= float(long.get("min_speech_s", LONG_PAIR_SECONDS))):
+        return list(long["target_scores"]), list(long["nontarget_scores"]), long
+    return list(cal.get("target_scores") or []), list(cal.get("nontarget_scores") or []), None
+
+
 def _arrays(target, nontarget):
     t = np.asarray(target, dtype=np.float64).ravel()
     n = np.asarray(nontarget, dtype=np.float64).ravel()

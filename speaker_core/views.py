@@ -11,7 +11,7 @@ import numpy as np
 
 from .api import Recognizer
 from .gallery import Gallery, display_name
-from .scoring import DEFAULT_THRESHOLD
+from .scoring import DEFAULT_THRESHOLD, calibration_samples
 
 GREEN, RED, GREY = "#1a7f37", "#cf222e", "#57606a"
 
@@ -27,18 +27,33 @@ def facts_html(facts: list[dict]) -> str:
             f"<td data-label='Duration'>{f['duration_s']:.1f} s"
             + (f" <small>(of {f['original_duration_s']:.0f} s)</small>" if f["truncated"] else "") + "</td>"
             f"<td>{f['sample_rate'] / 1000:g} kHz</td>"
-            f"<td data-label='Speech'>{f['speech_fraction']:.0%}</td>"
+            f"<td data-label='Speech'>{f['speech_fraction']:.0%}"
+            + (f" <small>· words {f['speech_s']:.1f} s</small>" if "speech_s" in f else "") + "</td>"
             f"<td><ul class='warnings'>{warn_html}</ul></td></tr>")
     return ("<table class='facts'><thead><tr><th>Clip</th><th>Duration</th><th>Sample rate</th>"
             "<th>Speech</th><th>Quality</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
-def _tail_rates(cal: dict, score: float) -> tuple[float, float] | None:
-    tgt = np.asarray(cal.get("target_scores") or [], dtype=np.float64)
-    non = np.asarray(cal.get("nontarget_scores") or [], dtype=np.float64)
+def _tail_rates(tgt, non, score: float) -> tuple[float, float] | None:
+    tgt, non = np.asarray(tgt, dtype=np.float64), np.asarray(non, dtype=np.float64)
     if tgt.size < 2 or non.size < 2:
         return None
     return float(np.mean(tgt < score)), float(np.mean(non >= score))
+
+
+def _long_pairs_html(long: dict, tgt, non, score: float, threshold: float) -> str:
+    """For a long pair: its score read against the dev pairs as long as it, and what the threshold does to them."""
+    below_t, above_n = _tail_rates(tgt, non, score)
+    fa = float(np.mean(np.asarray(non, dtype=np.float64) >= threshold))
+    fr = float(np.mean(np.asarray(tgt, dtype=np.float64) < threshold))
+    return (f"<p class='explain long-pair'>Both clips hold at least {long['min_speech_s']:g} s of speech. Long "
+            "recordings score higher for every pair, so this score is read against the held-out calibration "
+            f"pairs that long ({long.get('n_target', len(tgt)):,} same-speaker, "
+            f"{long.get('n_nontarget', len(non)):,} different-speaker): <b>{below_t:.0%}</b> of the same-speaker "
+            f"pairs scored lower than {score:.2f}, and <b>{above_n:.1%}</b> of the different-speaker pairs scored "
+            f"{score:.2f} or higher. At threshold {threshold:.2f}, <b>{fa:.0%}</b> of those different-speaker "
+            f"pairs are accepted and {fr:.0%} of the same-speaker pairs rejected: raise the threshold for a "
+            "stricter decision on long recordings.</p>")
 
 
 SCALE_LABEL = {"cosine": "cosine score", "as-norm": "AS-norm score"}
@@ -46,14 +61,19 @@ SCALE_LABEL = {"cosine": "cosine score", "as-norm": "AS-norm score"}
 
 def decision_html(score: float, threshold: float, same: bool, cal: dict | None = None,
                   labels: tuple[str, str] = ("Same speaker", "Different speakers"),
-                  extra_html: str = "", scale: str = "cosine") -> str:
+                  extra_html: str = "", scale: str = "cosine", min_speech: float | None = None) -> str:
+    """The verdict, the score and what it means on the calibration trials (``min_speech``: the pair's shorter
+    clip's seconds of speech; a long pair is read against the long calibration pairs when the checkpoint has them)."""
     colour = GREEN if same else RED
     icon = "✔" if same else "✘"
     text = html.escape(labels[0] if same else labels[1])
     margin = score - threshold
     explain = ""
-    rates = _tail_rates(cal or {}, score)
-    if rates is not None:
+    tgt, non, long = calibration_samples(cal or {}, min_speech)
+    rates = _tail_rates(tgt, non, score)
+    if long is not None and rates is not None:
+        explain = _long_pairs_html(long, tgt, non, score, threshold)
+    elif rates is not None:
         below_t, above_n = rates
         explain = (f"<p class='explain'>On this model's held-out calibration trials, "
                    f"<b>{below_t:.0%}</b> of same-speaker pairs scored lower than {score:.2f}, and "
@@ -82,15 +102,16 @@ def _figure(w=7.0, h=3.2):
     return Figure(figsize=(w, h), dpi=100, layout="constrained")
 
 
-def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "cosine"):
-    """The score on the checkpoint's same- and different-speaker score distributions."""
+def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "cosine",
+               min_speech: float | None = None):
+    """The score on the checkpoint's same- and different-speaker score distributions (for a long pair, those of
+    the long calibration pairs: see ``decision_html``)."""
     # 5.2 inches wide with 11-12 pt text: a phone shows the PNG at about 330 px, where text stays legible
     fig = _figure(5.2, 2.9)
     ax = fig.add_subplot()
     ax.tick_params(labelsize=11)
-    cal = cal or {}
-    tgt = np.asarray(cal.get("target_scores") or [], dtype=np.float64)
-    non = np.asarray(cal.get("nontarget_scores") or [], dtype=np.float64)
+    tgt, non, long = calibration_samples(cal or {}, min_speech)
+    tgt, non = np.asarray(tgt, dtype=np.float64), np.asarray(non, dtype=np.float64)
     both = np.concatenate([tgt, non]) if tgt.size and non.size else np.zeros(0)
     lo = min([score, threshold] + ([float(np.percentile(both, 0.5))] if both.size else [-0.3]))
     hi = max([score, threshold] + ([float(np.percentile(both, 99.5))] if both.size else [1.0]))
@@ -114,7 +135,9 @@ def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "c
     ax.set_xlim(lo, hi)
     ax.set_yticks([])
     ax.set_xlabel(SCALE_LABEL.get(scale, "score"), fontsize=11)
-    ax.set_title("This score against the model's calibration trials", fontsize=12, loc="left")
+    ax.set_title("This score against the model's calibration trials" if long is None else
+                 f"Against the calibration pairs with ≥ {long['min_speech_s']:g} s of speech each", fontsize=12,
+                 loc="left")
     fig.legend(loc="outside lower center", ncol=2, fontsize=11, frameon=False)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
@@ -274,4 +297,17 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
         if ci:
             lines += ["", f"The dev split has few speakers per corpus, so each EER is uncertain: the interval "
                           f"resamples speakers ({html.escape(str(ci.get('method', 'bootstrap')))})."]
+    by = dev_eer.get("at_threshold_by_speech")
+    if isinstance(by, list) and by and cal.get("threshold") is not None:
+        pct = lambda v: f"{float(v):.1f} %" if isinstance(v, (int, float)) else "–"
+        lines += ["", f"**Errors at the calibrated threshold by length of speech** (the shorter clip of each dev "
+                      "pair; long recordings score higher for every pair, so the one threshold accepts more "
+                      "different speakers among them)", "",
+                  "| speech in the shorter clip | false accepts | different-speaker pairs | false rejects | "
+                  "same-speaker pairs |", "|---|---|---|---|---|"]
+        for r in by:
+            if isinstance(r, dict):
+                lines.append(f"| {html.escape(str(r.get('seconds', '')))} s | {pct(r.get('false_accept_pct'))} | "
+                             f"{_fmt(r.get('n_nontarget', ''))} | {pct(r.get('false_reject_pct'))} | "
+                             f"{_fmt(r.get('n_target', ''))} |")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ Runs against the default shipped checkpoint (checkpoints/ecapa-small.pt) when it
 model written to a temp folder (behavioural checks that need a trained model then skip).
 """
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +205,26 @@ def test_verify_examples_decide_correctly(studio):
     same = [s for k, s in scores.items() if k.startswith("Same")]
     diff = [s for k, s in scores.items() if k.startswith("Different")]
     assert min(same) > max(diff)
+
+
+def test_a_long_pair_is_explained_with_long_calibration_pairs(studio):
+    """Each clip reports how long its words last; a pair whose clips both hold >= 3 s of them is read against
+    the checkpoint's long calibration pairs when it has them (the shipped ones do), a shorter pair against all."""
+    has_long = "long_pairs" in studio.models.calibration(None)
+    seen = set()
+    for a, b, _ in al.VERIFY_EXAMPLES:
+        result, decision, plot, _ = studio.verify_example(ex(a), ex(b))
+        speech = [c["speech_s"] for c in result["clips"]]
+        assert result["min_speech_s"] == min(speech)
+        assert all(0 < x <= c["duration_s"] for x, c in zip(speech, result["clips"]))
+        long = result["min_speech_s"] >= 3.0
+        seen.add(long)
+        assert ("long-pair" in decision) == (long and has_long), (a, b, result["min_speech_s"])
+        # moving the threshold re-decides with the same explanation
+        assert ("long-pair" in studio.redecide(result, result["threshold"] + 0.1)[1]) == (long and has_long)
+    assert seen == {True, False}   # the examples hold both kinds
+    if TRAINED and not os.environ.get("SPEAKER_TEST_CHECKPOINTS"):
+        assert has_long
 
 
 @pytest.mark.parametrize("key, message", [

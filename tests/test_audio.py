@@ -197,6 +197,10 @@ def test_edge_silence_measures_the_silence_around_the_words(tone, level):
     assert lead == pytest.approx(1.2, abs=0.05) and tail == pytest.approx(0.8, abs=0.05)
     assert load_clip(x, sample_rate=16000).edge_silence == (lead, tail)
     assert load_clip(tone, sample_rate=16000).edge_silence[0] < 0.05
+    # how long the words last: the silence around them does not count
+    assert audio.speech_seconds(x) == pytest.approx(x.size / 16000 - lead - tail)
+    assert audio.speech_seconds(x) == pytest.approx(tone.size / 16000, abs=0.05)
+    assert audio.speech_seconds(np.zeros(16000, np.float32)) == 0.0
 
 
 def test_canonical_edges_gives_every_recording_the_same_silence():

@@ -4,8 +4,8 @@ import os
 import numpy as np
 import torch
 
-from speaker_core.evaluate import (build_trials, evaluate_embeddings, items_from_folder, main_evaluate, split_single_items,
-                                   trial_speakers)
+from speaker_core.evaluate import (at_threshold_by_speech, build_trials, evaluate_embeddings, items_from_folder,
+                                   main_evaluate, split_single_items, trial_min_speech, trial_speakers)
 
 
 def _tiny_checkpoint(path, seed: int = 0):
@@ -60,6 +60,39 @@ def test_trial_speakers_follow_score_order():
     assert [list(r) for r in ns] == [["s/a", "s/b"], ["s/a", "#3"]]   # an unlabelled clip is its own speaker
 
 
+def test_speech_of_the_shorter_clip_follows_score_order():
+    """``trial_min_speech`` lists trials as ``evaluate_embeddings`` pools scores (per set: targets, then
+    non-targets), so the bins pair each score with its own trial."""
+    trials = {"s": [(0, 2, 0), (0, 1, 1)], "t": [(2, 3, 1), (1, 3, 0)]}
+    mt, mn = trial_min_speech(np.array([1.0, 5.0, 2.0, 8.0]), trials)
+    assert list(mt) == [1.0, 2.0] and list(mn) == [1.0, 5.0]
+    emb = np.eye(4)[[0, 0, 1, 1]].astype(float)   # clips 0, 1 alike; 2, 3 alike
+    _, scores = evaluate_embeddings(emb, trials)
+    pt, pn = scores["pooled"]
+    assert list(pt) == [1.0, 1.0] and list(pn) == [0.0, 0.0]
+    rows = at_threshold_by_speech(pt, pn, mt, mn, 0.5)
+    assert [(r["seconds"], r["n_target"], r["n_nontarget"]) for r in rows] == [("0-1.5", 1, 1), ("1.5-3", 1, 0),
+                                                                               ("3-6", 0, 1)]
+    assert rows[1]["false_accept_pct"] is None and rows[2]["false_reject_pct"] is None
+
+
+def test_calibration_keeps_the_long_pairs_when_there_are_enough():
+    from speaker_core.evaluate import MIN_LONG_NONTARGETS, MIN_LONG_TARGETS, calibration_from_scores
+    rng = np.random.default_rng(0)
+    t, n = rng.normal(2, 1, 300), rng.normal(0, 1, 3000)
+    mt, mn = np.r_[np.full(250, 1.0), np.full(50, 4.0)], np.r_[np.full(2800, 1.0), np.full(200, 8.0)]
+    cal = calibration_from_scores(t, n, 1.0, 0.16, scale="as-norm", min_speech=(mt, mn))
+    long = cal["long_pairs"]
+    assert (long["min_speech_s"], long["n_target"], long["n_nontarget"]) == (3.0, 50, 200)
+    assert long["target_scores"] == [round(float(x), 4) for x in t[250:]]
+    assert len(cal["target_scores"]) == 300 and len(cal["nontarget_scores"]) == 2000   # subsampled as before
+    # too few long pairs to describe, or no durations: nothing kept
+    few = (np.r_[np.full(300 - MIN_LONG_TARGETS + 1, 1.0), np.full(MIN_LONG_TARGETS - 1, 4.0)], mn)
+    assert "long_pairs" not in calibration_from_scores(t, n, 1.0, 0.16, min_speech=few)
+    assert "long_pairs" not in calibration_from_scores(t, n, 1.0, 0.16)
+    assert MIN_LONG_NONTARGETS <= 200
+
+
 def test_split_single():
     items = [{"speaker": "x", "set": "s", "path": "p"}, {"speaker": "y", "set": "s"}, {"speaker": "y", "set": "s"}]
     out, d = split_single_items(items, [10.0, 10.0, 10.0], 4.0)
@@ -79,6 +112,10 @@ def test_evaluate_tiny_folder(tmp_path):
     assert res["sets"]["setA"]["n_target"] == 3 and res["sets"]["setA"]["n_nontarget"] == 12
     assert 0.0 <= res["pooled"]["eer"] <= 100.0 and os.path.getsize(out + ".png") > 1000
     assert "eer_ci95" not in res["pooled"]
+    # at the checkpoint's own threshold, per length of the shorter clip's words: every 1 s tone is one bin
+    at = res["pooled"]["at_calibrated_threshold"]
+    assert [(r["seconds"], r["n_target"], r["n_nontarget"]) for r in at["by_speech_seconds"]] == [("0-1.5", 6, 24)]
+    assert at["by_speech_seconds"][0]["false_accept_pct"] == at["false_accept_pct"]
     assert main_evaluate([ck, root, "--out", out + "_b", "--threads", "1", "--bootstrap", "50"]) == 0
     lo, hi = json.load(open(out + "_b.json"))["pooled"]["eer_ci95"]
     assert 0.0 <= lo <= hi <= 100.0
@@ -127,6 +164,9 @@ def test_calibrate_adds_cohort_and_rescales(tmp_path):
     assert m.meta["dev_eer"]["scale"] == "as-norm" and "cosine" in m.meta["dev_eer"]
     lo, hi = m.meta["dev_eer"]["ci95"]["pooled"]
     assert 0.0 <= lo <= hi <= 100.0 and "bootstrap" in m.meta["dev_eer"]["ci95"]["method"]
+    # the threshold's errors by the length of the words; 1 s tones make no long pairs to keep
+    by = m.meta["dev_eer"]["at_threshold_by_speech"]
+    assert [r["seconds"] for r in by] == ["0-1.5"] and "long_pairs" not in m.meta["calibration"]
     out = str(tmp_path / "r")
     assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
     assert json.load(open(out + ".json"))["scale"] == "as-norm"

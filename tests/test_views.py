@@ -13,6 +13,29 @@ def test_decision_html_escapes_labels_and_explains_from_calibration():
     assert "calibration trials" not in views.decision_html(0.1, 0.4, False, None)
 
 
+def test_a_long_pair_is_read_against_the_long_calibration_pairs():
+    """Long recordings score higher for every pair: a pair whose clips both hold >= 3 s of speech is explained
+    with the long calibration pairs' scores, and told what the threshold does to them."""
+    cal = {"target_scores": [0.0, 1.0, 2.0, 3.0], "nontarget_scores": [-1.0, 0.0, 0.5, 1.0],
+           "long_pairs": {"min_speech_s": 3.0, "n_target": 4, "n_nontarget": 5,
+                          "target_scores": [2.0, 3.0, 4.0, 5.0], "nontarget_scores": [0.0, 1.0, 2.0, 2.5, 3.0]}}
+    short = views.decision_html(2.2, 1.5, True, cal, min_speech=2.9)
+    assert "<b>75%</b> of same-speaker pairs" in short and "<b>0.0%</b> of different-speaker pairs" in short
+    assert "long-pair" not in short
+    long = views.decision_html(2.2, 1.5, True, cal, min_speech=3.0)
+    assert "at least 3 s of speech" in long and "(4 same-speaker, 5 different-speaker)" in long
+    # 1 of 4 long same-speaker pairs below 2.2; 2 of 5 long different-speaker pairs at or above it;
+    # at threshold 1.5: 3 of 5 accepted, none rejected
+    assert "<b>25%</b> of the same-speaker" in long and "<b>40.0%</b> of the different-speaker" in long
+    assert "<b>60%</b> of those different-speaker pairs are accepted and 0%" in long
+    title = views.score_plot(2.2, 1.5, cal, min_speech=6.0).axes[0].get_title(loc="left")
+    assert "≥ 3 s of speech" in title
+    assert "≥" not in views.score_plot(2.2, 1.5, cal, min_speech=1.0).axes[0].get_title(loc="left")
+    # checkpoints calibrated before long pairs were kept: the pooled trials, as before
+    old = {k: v for k, v in cal.items() if k != "long_pairs"}
+    assert views.decision_html(2.2, 1.5, True, old, min_speech=8.0) == views.decision_html(2.2, 1.5, True, old)
+
+
 def test_score_plot_without_calibration_says_so_and_keeps_the_score_in_view():
     fig = views.score_plot(0.93, 0.3, None)
     ax = fig.axes[0]
@@ -80,3 +103,15 @@ def test_model_card_says_how_silence_is_handled(tmp_path):
     _save(tmp_path / "words.pt", {"edges": {"keep": 0.2, "pad": 1.5, "db": -50.0, "detector": "words"}})
     card = views.model_card_markdown(api.load_model(tmp_path / "words.pt"), "w@x")
     assert "each edge cut to 0.2 s (edges found by the word detector), then the same 1.5 s" in card
+
+
+def test_model_card_shows_the_threshold_errors_by_length_of_speech(tmp_path):
+    by = [{"seconds": "0-1.5", "n_target": 10, "n_nontarget": 40, "false_reject_pct": 12.5, "false_accept_pct": 10.0},
+          {"seconds": ">=6", "n_target": 0, "n_nontarget": 7, "false_reject_pct": None, "false_accept_pct": 42.86},
+          "junk"]
+    _save(tmp_path / "by.pt", {"calibration": {"threshold": 0.3}, "dev_eer": {"pooled": 11.0, "at_threshold_by_speech": by}})
+    card = views.model_card_markdown(api.load_model(tmp_path / "by.pt"), "b@x")
+    assert "| 0-1.5 s | 10.0 % | 40 | 12.5 % | 10 |" in card
+    assert "| &gt;=6 s | 42.9 % | 7 | – | 0 |" in card
+    _save(tmp_path / "no.pt", {"calibration": {"threshold": 0.3}, "dev_eer": {"pooled": 11.0}})
+    assert "by length of speech" not in views.model_card_markdown(api.load_model(tmp_path / "no.pt"), "n@x")

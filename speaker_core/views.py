@@ -46,14 +46,13 @@ def _long_pairs_html(long: dict, tgt, non, score: float, threshold: float) -> st
     below_t, above_n = _tail_rates(tgt, non, score)
     fa = float(np.mean(np.asarray(non, dtype=np.float64) >= threshold))
     fr = float(np.mean(np.asarray(tgt, dtype=np.float64) < threshold))
-    return (f"<p class='explain long-pair'>Both clips hold at least {long['min_speech_s']:g} s of speech. Long "
-            "recordings score higher for every pair, so this score is read against the held-out calibration "
-            f"pairs that long ({long.get('n_target', len(tgt)):,} same-speaker, "
-            f"{long.get('n_nontarget', len(non)):,} different-speaker): <b>{below_t:.0%}</b> of the same-speaker "
-            f"pairs scored lower than {score:.2f}, and <b>{above_n:.1%}</b> of the different-speaker pairs scored "
-            f"{score:.2f} or higher. At threshold {threshold:.2f}, <b>{fa:.0%}</b> of those different-speaker "
-            f"pairs are accepted and {fr:.0%} of the same-speaker pairs rejected: raise the threshold for a "
-            "stricter decision on long recordings.</p>")
+    return (f"<p class='explain long-pair'>Both clips hold at least {long['min_speech_s']:g} s of speech, and long "
+            "recordings score higher for every pair. Among held-out calibration pairs this long "
+            f"({long.get('n_target', len(tgt)):,} same-speaker, {long.get('n_nontarget', len(non)):,} "
+            f"different-speaker), <b>{below_t:.0%}</b> of the same-speaker pairs scored lower than {score:.2f} and "
+            f"<b>{above_n:.1%}</b> of the different-speaker pairs scored {score:.2f} or higher. This threshold "
+            f"({threshold:.2f}) accepts <b>{fa:.0%}</b> of those different-speaker pairs and rejects {fr:.0%} of the "
+            "same-speaker ones: raise it for a stricter decision on long recordings.</p>")
 
 
 SCALE_LABEL = {"cosine": "cosine score", "as-norm": "AS-norm score"}

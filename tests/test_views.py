@@ -27,7 +27,7 @@ def test_a_long_pair_is_read_against_the_long_calibration_pairs():
     # 1 of 4 long same-speaker pairs below 2.2; 2 of 5 long different-speaker pairs at or above it;
     # at threshold 1.5: 3 of 5 accepted, none rejected
     assert "<b>25%</b> of the same-speaker" in long and "<b>40.0%</b> of the different-speaker" in long
-    assert "<b>60%</b> of those different-speaker pairs are accepted and 0%" in long
+    assert "(1.50) accepts <b>60%</b> of those different-speaker pairs and rejects 0%" in long
     title = views.score_plot(2.2, 1.5, cal, min_speech=6.0).axes[0].get_title(loc="left")
     assert "≥ 3 s of speech" in title
     assert "≥" not in views.score_plot(2.2, 1.5, cal, min_speech=1.0).axes[0].get_title(loc="left")

@@ -33,6 +33,9 @@ table.facts th, table.facts td, table.gallery th, table.gallery td {
     border-bottom: 1px solid var(--border-color-primary) !important;}
 table.facts th, table.gallery th {font-weight: 600; background: var(--background-fill-secondary);}
 td.clipname, td.spk {overflow-wrap: anywhere; word-break: break-word; max-width: 28ch;}
+/* a file name and the speech figures stay readable beside a long warning, which wraps instead */
+table.facts td.clipname {min-width: 14ch;}
+table.facts td small {white-space: nowrap;}
 ul.warnings {margin: 0; padding-left: 1.1em; list-style: none;}
 ul.warnings li {margin: 0;}
 .status {padding: 8px 12px; border-radius: 8px; overflow-wrap: anywhere;}
@@ -55,7 +58,7 @@ ul.warnings li {margin: 0;}
   table.facts thead, table.facts td:nth-child(3) {display: none;}
   table.facts tr {display: block; border-bottom: 1px solid var(--border-color-primary);}
   table.facts td {display: inline-block; border-bottom: none !important; padding: 3px 8px;}
-  table.facts td.clipname {display: block; max-width: none; font-weight: 600;}
+  table.facts td.clipname {display: block; max-width: none; min-width: 0; font-weight: 600;}
   table.facts td:last-child {display: block;}
   table.facts td[data-label]::before {content: attr(data-label) " "; opacity: .7;}
 }

@@ -115,3 +115,11 @@ def test_model_card_shows_the_threshold_errors_by_length_of_speech(tmp_path):
     assert "| &gt;=6 s | 42.9 % | 7 | – | 0 |" in card
     _save(tmp_path / "no.pt", {"calibration": {"threshold": 0.3}, "dev_eer": {"pooled": 11.0}})
     assert "by length of speech" not in views.model_card_markdown(api.load_model(tmp_path / "no.pt"), "n@x")
+
+
+def test_facts_show_how_long_the_words_last():
+    fact = {"clip": "A: <i>x</i>.wav", "duration_s": 4.0, "original_duration_s": 4.0, "truncated": False,
+            "sample_rate": 16000, "speech_fraction": 0.39, "warnings": []}
+    assert "(words 1.4 s)" in views.facts_html([{**fact, "speech_s": 1.43}])
+    assert "words" not in views.facts_html([fact])   # a result from before the field existed
+    assert "<i>" not in views.facts_html([fact])

@@ -95,6 +95,12 @@ record, and stop it when you finish; the app warns from 2 s of silence before an
 speakernet-m cuts that silence to 0.2 s and pads every clip alike before embedding: in the same test
 it rejected 13.7 % of same-speaker pairs (14.0 % without the silence).
 
+**Long recordings** score higher for every pair, the same speaker or not, and the threshold was
+calibrated mostly on 1-2 s clips. On held-out pairs whose clips both hold 3 s of speech or more, the
+default ecapa-small accepted 19 % of the different-speaker pairs (12 % over all pairs). For such a pair
+the result reads the score against those long pairs and says what the threshold does there; raise the
+threshold for a stricter decision. The model card below shows the errors by length.
+
 **Identification** compares a clip with each enrolled speaker's *voiceprint*: the normalised mean
 of the embeddings of their enrollment clips (more clips, steadier voiceprint). If no voiceprint
 scores above the threshold, the answer is *unknown speaker* (open-set rejection).

@@ -306,7 +306,8 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
                   "same-speaker pairs |", "|---|---|---|---|---|"]
         for r in by:
             if isinstance(r, dict):
+                count = lambda v: f"{v:,}" if isinstance(v, int) else _fmt(v if v is not None else "")
                 lines.append(f"| {html.escape(str(r.get('seconds', '')))} s | {pct(r.get('false_accept_pct'))} | "
-                             f"{_fmt(r.get('n_nontarget', ''))} | {pct(r.get('false_reject_pct'))} | "
-                             f"{_fmt(r.get('n_target', ''))} |")
+                             f"{count(r.get('n_nontarget'))} | {pct(r.get('false_reject_pct'))} | "
+                             f"{count(r.get('n_target'))} |")
     return "\n".join(lines)

@@ -106,12 +106,12 @@ def test_model_card_says_how_silence_is_handled(tmp_path):
 
 
 def test_model_card_shows_the_threshold_errors_by_length_of_speech(tmp_path):
-    by = [{"seconds": "0-1.5", "n_target": 10, "n_nontarget": 40, "false_reject_pct": 12.5, "false_accept_pct": 10.0},
+    by = [{"seconds": "0-1.5", "n_target": 10, "n_nontarget": 23608, "false_reject_pct": 12.5, "false_accept_pct": 10.0},
           {"seconds": ">=6", "n_target": 0, "n_nontarget": 7, "false_reject_pct": None, "false_accept_pct": 42.86},
           "junk"]
     _save(tmp_path / "by.pt", {"calibration": {"threshold": 0.3}, "dev_eer": {"pooled": 11.0, "at_threshold_by_speech": by}})
     card = views.model_card_markdown(api.load_model(tmp_path / "by.pt"), "b@x")
-    assert "| 0-1.5 s | 10.0 % | 40 | 12.5 % | 10 |" in card
+    assert "| 0-1.5 s | 10.0 % | 23,608 | 12.5 % | 10 |" in card
     assert "| &gt;=6 s | 42.9 % | 7 | – | 0 |" in card
     _save(tmp_path / "no.pt", {"calibration": {"threshold": 0.3}, "dev_eer": {"pooled": 11.0}})
     assert "by length of speech" not in views.model_card_markdown(api.load_model(tmp_path / "no.pt"), "n@x")

@@ -103,7 +103,10 @@ threshold for a stricter decision. The model card below shows the errors by leng
 
 **Identification** compares a clip with each enrolled speaker's *voiceprint*: the normalised mean
 of the embeddings of their enrollment clips (more clips, steadier voiceprint). If no voiceprint
-scores above the threshold, the answer is *unknown speaker* (open-set rejection).
+scores above the threshold, the answer is *unknown speaker* (open-set rejection). On held-out
+speakers with 3-clip voiceprints and galleries of 3 to 5 people, the default threshold identified
+89 % of enrolled speakers' clips and took 20 % of unknown speakers' clips for someone enrolled:
+raise it when a stranger must not pass as an enrolled speaker.
 """
 
 PRIVACY = """

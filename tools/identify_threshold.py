@@ -1,0 +1,106 @@
+"""Would Identify decide better at a threshold calibrated on voiceprints than at the pair threshold? (model card,
+"Identification threshold": rule 16, failed, so Identify keeps the pair threshold).
+
+    python tools/identify_threshold.py checkpoints/ecapa-small.pt data/dev.jsonl
+
+Voiceprint trials on dev: each speaker with at least 4 whole files in a corpus gets a voiceprint, the normalised mean
+of the unit embeddings of its first 3 files (as ``Gallery``); its other files are queries, scored against every
+voiceprint of the corpus with the app's AS-norm (``Recognizer.compare_many``). Five speaker-disjoint folds per corpus:
+the threshold at the EER point of the trials outside fold k decides the trials inside it, against the checkpoint's
+pair threshold; then an open-set test per fold: a query against its fold's voiceprints (correct: its own is first and
+above the threshold), and again without its own (falsely identified: any above the threshold).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from speaker_core.api import edges_of, window_of  # noqa: E402
+from speaker_core.evaluate import embed_waves, items_from_manifest, items_with_trials, load_for_evaluation  # noqa: E402
+from speaker_core.scoring import compute_eer, l2_normalize, score_norm_of  # noqa: E402
+from long_pairs import folds_of  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("dev")
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    a = ap.parse_args()
+    model = load_for_evaluation(a.checkpoint, device="cpu")
+    norm = score_norm_of(model.meta, model.emb_dim)
+    pair_thr = float(model.meta["calibration"]["threshold"])
+    items, waves, trials = items_with_trials(items_from_manifest(a.dev))
+    emb = l2_normalize(embed_waves(model, waves, window=window_of(model.meta), edges=edges_of(model.meta)))
+    files = defaultdict(list)
+    for i, it in enumerate(items):
+        if "segment" not in it:   # halves of one file are not separate recordings
+            files[f"{it['set']}/{it['speaker']}"].append(i)
+    keys = np.array([f"{it['set']}/{it['speaker']}" for it in items], dtype=object)
+    fold = folds_of(keys, sorted(trials))
+    rows, galleries = [], {}   # rows: (score, same, query speaker, print speaker)
+    for s in sorted(trials):
+        spk = {k: sorted(v, key=lambda i: items[i]["path"]) for k, v in files.items()
+               if k.startswith(s + "/") and len(v) >= 4}
+        names = sorted(spk)
+        if len(names) < 2:
+            continue
+        prints = np.stack([l2_normalize(emb[spk[n][:3]].mean(0)) for n in names])
+        galleries[s] = (names, prints, {n: spk[n][3:] for n in names})
+        for qa, n in enumerate(names):
+            for q in spk[n][3:]:
+                for pb, score in enumerate(norm.against(emb[q], prints)):
+                    rows.append((score, qa == pb, n, names[pb]))
+    sc = np.array([r[0] for r in rows])
+    same = np.array([r[1] for r in rows])
+    fq, fp = (np.array([fold[r[i]] for r in rows]) for i in (2, 3))
+    acc_pair, acc_fit, used, fitted = sc >= pair_thr, np.zeros(len(sc), bool), np.zeros(len(sc), bool), []
+    for k in range(5):
+        tr, te = (fq != k) & (fp != k), (fq == k) & (fp == k)
+        fitted.append(compute_eer(sc[tr & same], sc[tr & ~same])[1])
+        acc_fit[te], used[te] = sc[te] >= fitted[-1], True
+
+    def hter(acc, w):
+        t, n = used & same, used & ~same
+        return 50.0 * (np.sum(w[t] * ~acc[t]) / w[t].sum() + np.sum(w[n] * acc[n]) / w[n].sum())
+
+    ones = np.ones(len(sc))
+    print(f"{a.checkpoint}: {len(sc)} voiceprint trials ({int(same.sum())} same speaker), {int(used.sum())} out of fold; "
+          f"fold thresholds {', '.join(f'{t:.3f}' for t in fitted)}; pair threshold {pair_thr:.3f}")
+    for label, acc in (("pair threshold", acc_pair), ("fitted", acc_fit)):
+        print(f"   {label:14s} HTER {hter(acc, ones):.2f} % (misses {100 * np.mean(~acc[used & same]):.1f} %, "
+              f"false accepts {100 * np.mean(acc[used & ~same]):.1f} %)")
+    ids, inv = np.unique([r[i] for i in (2, 3) for r in rows], return_inverse=True)
+    iq, ip = inv[: len(rows)], inv[len(rows):]
+    rng, wins = np.random.default_rng(0), []
+    while len(wins) < a.bootstrap:
+        c = rng.multinomial(ids.size, np.full(ids.size, 1.0 / ids.size)).astype(float)
+        w = np.where(same, c[iq], c[iq] * c[ip])
+        if w[used & same].sum() and w[used & ~same].sum():
+            wins.append(hter(acc_fit, w) < hter(acc_pair, w))
+    print(f"   fitted better in {100 * np.mean(wins):.1f} % of {a.bootstrap} speaker replicates")
+    correct, false_id, n_q = np.zeros(2), np.zeros(2), 0
+    for names, prints, queries in galleries.values():
+        for k in range(5):
+            g = [i for i, n in enumerate(names) if fold[n] == k]
+            if len(g) < 2:
+                continue
+            for j, gi in enumerate(g):
+                for q in queries[names[gi]]:
+                    scores = norm.against(emb[q], prints[g])
+                    others, n_q = np.delete(scores, j), n_q + 1
+                    for m, t in enumerate((pair_thr, fitted[k])):
+                        correct[m] += np.argmax(scores) == j and scores[j] >= t
+                        false_id[m] += others.max() >= t
+    print(f"   open set, {n_q} queries against their fold's voiceprints: correct {100 * correct[0] / n_q:.1f} % "
+          f"(pair) / {100 * correct[1] / n_q:.1f} % (fitted); unknown speaker taken for an enrolled one "
+          f"{100 * false_id[0] / n_q:.1f} % / {100 * false_id[1] / n_q:.1f} %")
+
+
+if __name__ == "__main__":
+    main()

@@ -174,17 +174,17 @@ def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):
 def test_model_change_moves_both_thresholds(page):
     """Picking another model puts its calibrated threshold on the Verify and the Identify slider alike."""
     verify_box = page.locator("#verify-threshold input[type=number]")
-    before = float(verify_box.input_value())
+    before = verify_box.input_value()   # read before the change: read after, it may already be the new value
     page.get_by_label("Model").click()
     page.locator("[role=option][aria-selected=false]").first.click()   # any model but the current one
     page.wait_for_function("v => document.querySelector('#verify-threshold input[type=number]').value != v",
-                           arg=str(verify_box.input_value()))
-    after = float(verify_box.input_value())
-    assert after != before
+                           arg=before)
+    after = verify_box.input_value()
+    assert float(after) != float(before)
     open_tab(page, "Enroll & identify")
-    identify_box = page.locator("#identify-threshold input[type=number]")
-    identify_box.wait_for()
-    assert float(identify_box.input_value()) == after
+    page.locator("#identify-threshold input[type=number]").wait_for()
+    page.wait_for_function("v => document.querySelector('#identify-threshold input[type=number]').value == v",
+                           arg=after)
 
 
 def test_script_in_a_name_stays_text(page, shots):
@@ -192,7 +192,7 @@ def test_script_in_a_name_stays_text(page, shots):
     evil = "<img src=x onerror=alert(1)><script>alert(2)</script>" + "Z" * 10
     page.fill("#enroll-name textarea, #enroll-name input", evil)
     page.locator("#enroll-clips input[type=file]").set_input_files(str(EX / "so0981_a.wav"))
-    page.wait_for_timeout(1000)
+    page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")
     page.click("#enroll-btn")
     cell = page.locator("#gallery-table td.spk").first
     cell.wait_for()

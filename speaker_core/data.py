@@ -17,7 +17,7 @@ import os
 import random
 import sys
 import zipfile
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np

@@ -14,7 +14,7 @@ Two scales, chosen by the checkpoint:
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch

@@ -299,7 +299,7 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
     by = dev_eer.get("at_threshold_by_speech")
     if isinstance(by, list) and by and cal.get("threshold") is not None:
         pct = lambda v: f"{float(v):.1f} %" if isinstance(v, (int, float)) else "–"
-        lines += ["", f"**Errors at the calibrated threshold by length of speech** (the shorter clip of each dev "
+        lines += ["", "**Errors at the calibrated threshold by length of speech** (the shorter clip of each dev "
                       "pair; long recordings score higher for every pair, so the one threshold accepts more "
                       "different speakers among them)", "",
                   "| speech in the shorter clip | false accepts | different-speaker pairs | false rejects | "

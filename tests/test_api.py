@@ -11,7 +11,7 @@ import torch
 import speaker_core as sc
 from speaker_core import api
 from speaker_core.checkpoint import save_checkpoint
-from speaker_core.model import SpeakerModel, preset
+from speaker_core.model import SpeakerModel
 from test_model import randomize_bn, small
 
 

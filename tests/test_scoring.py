@@ -52,8 +52,8 @@ def test_min_dcf():
 def test_summary_and_plot(tmp_path):
     s = summarize_scores([0.8, 0.7], [0.1, 0.75])
     assert s["eer"] == 50.0 and s["n_target"] == 2
-    p = plot_scores(str(tmp_path / "x.png"), {"pooled": ([0.8, 0.7, 0.6], [0.1, 0.2, 0.65])}, threshold=0.4)
-    assert (tmp_path / "x.png").stat().st_size > 1000
+    path = plot_scores(str(tmp_path / "x.png"), {"pooled": ([0.8, 0.7, 0.6], [0.1, 0.2, 0.65])}, threshold=0.4)
+    assert path == str(tmp_path / "x.png") and (tmp_path / "x.png").stat().st_size > 1000
 
 
 def _unit(x):

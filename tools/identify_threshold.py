@@ -12,7 +12,6 @@ above the threshold), and again without its own (falsely identified: any above t
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -20,23 +19,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from speaker_core.api import edges_of, window_of  # noqa: E402
-from speaker_core.evaluate import embed_waves, items_from_manifest, items_with_trials, load_for_evaluation  # noqa: E402
-from speaker_core.scoring import compute_eer, l2_normalize, score_norm_of  # noqa: E402
-from long_pairs import folds_of  # noqa: E402
+from speaker_core.scoring import compute_eer, l2_normalize  # noqa: E402
+from long_pairs import dev_embeddings, folds_of  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("dev")
-    ap.add_argument("--bootstrap", type=int, default=1000)
-    a = ap.parse_args()
-    model = load_for_evaluation(a.checkpoint, device="cpu")
-    norm = score_norm_of(model.meta, model.emb_dim)
+    a, model, norm, items, waves, trials, emb = dev_embeddings(__doc__.splitlines()[0])
     pair_thr = float(model.meta["calibration"]["threshold"])
-    items, waves, trials = items_with_trials(items_from_manifest(a.dev))
-    emb = l2_normalize(embed_waves(model, waves, window=window_of(model.meta), edges=edges_of(model.meta)))
+    emb = l2_normalize(emb)
     files = defaultdict(list)
     for i, it in enumerate(items):
         if "segment" not in it:   # halves of one file are not separate recordings

@@ -36,18 +36,24 @@ def folds_of(keys: np.ndarray, sets: list[str], k: int = 5, seed: int = 0) -> di
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def dev_embeddings(description: str):
+    """Parse ``CHECKPOINT DEV [--bootstrap N]`` and embed the dev trials' clips as ``calibrate`` does.
+    Returns (args, model, its AS-norm, items, waves, trials by set, embeddings)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("checkpoint")
     ap.add_argument("dev")
     ap.add_argument("--bootstrap", type=int, default=1000)
     a = ap.parse_args()
-    from sklearn.linear_model import LogisticRegression
-
     model = load_for_evaluation(a.checkpoint, device="cpu")
-    norm = score_norm_of(model.meta, model.emb_dim)
     items, waves, trials = items_with_trials(items_from_manifest(a.dev))
     emb = embed_waves(model, waves, window=window_of(model.meta), edges=edges_of(model.meta))
+    return a, model, score_norm_of(model.meta, model.emb_dim), items, waves, trials, emb
+
+
+def main() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    a, model, norm, items, waves, trials, emb = dev_embeddings(__doc__.splitlines()[0])
     sets = sorted(trials)
     I, J, Y, S = np.array([(i, j, y, si) for si, s in enumerate(sets) for i, j, y in trials[s]]).T
     e = l2_normalize(emb)

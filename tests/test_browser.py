@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_app_client import close, launch, server  # noqa: E402,F401  (the shared in-process app fixture)
-from test_app_logic import EX, REF  # noqa: E402
+from test_app_logic import EX, REF, TRAINED  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")
@@ -122,6 +122,11 @@ def test_cached_example(page):
     page.locator("#verify-plot img").wait_for()
     # the example's clips are now in the inputs
     page.locator("#verify-a [data-testid='upload-text']").wait_for(state="detached")
+    # both LibriSpeech clips hold about 4 s of speech: read against the long calibration pairs, with each clip's
+    # words' length in its facts (checkpoints calibrated before session 13 have no long pairs to read against)
+    assert "(words 4.0 s)" in page.locator("#verify-facts").inner_text()
+    if TRAINED and not os.environ.get("SPEAKER_TEST_CHECKPOINTS"):
+        assert "Both clips hold at least 3 s of speech" in page.locator("#verify-decision .long-pair").inner_text()
 
 
 def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):

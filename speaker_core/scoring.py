@@ -155,9 +155,14 @@ def calibration_samples(cal: dict, min_speech: float | None = None) -> tuple[lis
     """
     cal = cal if isinstance(cal, dict) else {}
     long = cal.get("long_pairs")
-    if (isinstance(long, dict) and min_speech is not None and long.get("target_scores")
-            and long.get("nontarget_scores") and min_speech >= float(long.get("min_speech_s", LONG_PAIR_SECONDS))):
-        return list(long["target_scores"]), list(long["nontarget_scores"]), long
+    try:   # a malformed entry (an edited checkpoint, a stale result) falls back to the pooled samples
+        if (isinstance(long, dict) and min_speech is not None
+                and float(min_speech) >= float(long.get("min_speech_s", LONG_PAIR_SECONDS))):
+            t, n = (np.asarray(long[k], dtype=np.float64) for k in ("target_scores", "nontarget_scores"))
+            if t.ndim == 1 and n.ndim == 1 and t.size and n.size and np.isfinite(t).all() and np.isfinite(n).all():
+                return t.tolist(), n.tolist(), long
+    except (TypeError, ValueError, KeyError):
+        pass
     return list(cal.get("target_scores") or []), list(cal.get("nontarget_scores") or []), None
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .api import Recognizer
 from .gallery import Gallery, display_name
-from .scoring import DEFAULT_THRESHOLD, calibration_samples
+from .scoring import DEFAULT_THRESHOLD, LONG_PAIR_SECONDS, calibration_samples
 
 GREEN, RED, GREY = "#1a7f37", "#cf222e", "#57606a"
 
@@ -41,14 +41,19 @@ def _tail_rates(tgt, non, score: float) -> tuple[float, float] | None:
     return float(np.mean(tgt < score)), float(np.mean(non >= score))
 
 
+def _long_seconds(long: dict) -> float:
+    return float(long.get("min_speech_s", LONG_PAIR_SECONDS))   # calibration_samples has checked it is a number
+
+
 def _long_pairs_html(long: dict, tgt, non, score: float, threshold: float) -> str:
     """For a long pair: its score read against the dev pairs as long as it, and what the threshold does to them."""
     below_t, above_n = _tail_rates(tgt, non, score)
+    count = lambda key, fallback: long[key] if isinstance(long.get(key), int) else fallback
     fa = float(np.mean(np.asarray(non, dtype=np.float64) >= threshold))
     fr = float(np.mean(np.asarray(tgt, dtype=np.float64) < threshold))
-    return (f"<p class='explain long-pair'>Both clips hold at least {long['min_speech_s']:g} s of speech, and long "
+    return (f"<p class='explain long-pair'>Both clips hold at least {_long_seconds(long):g} s of speech, and long "
             "recordings score higher for every pair. Among held-out calibration pairs this long "
-            f"({long.get('n_target', len(tgt)):,} same-speaker, {long.get('n_nontarget', len(non)):,} "
+            f"({count('n_target', len(tgt)):,} same-speaker, {count('n_nontarget', len(non)):,} "
             f"different-speaker), <b>{below_t:.0%}</b> of the same-speaker pairs scored lower than {score:.2f} and "
             f"<b>{above_n:.1%}</b> of the different-speaker pairs scored {score:.2f} or higher. This threshold "
             f"({threshold:.2f}) accepts <b>{fa:.0%}</b> of those different-speaker pairs and rejects {fr:.0%} of the "
@@ -135,7 +140,7 @@ def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "c
     ax.set_yticks([])
     ax.set_xlabel(SCALE_LABEL.get(scale, "score"), fontsize=11)
     ax.set_title("This score against the model's calibration trials" if long is None else
-                 f"Against the calibration pairs with ≥ {long['min_speech_s']:g} s of speech each", fontsize=12,
+                 f"Against the calibration pairs with ≥ {_long_seconds(long):g} s of speech each", fontsize=12,
                  loc="left")
     fig.legend(loc="outside lower center", ncol=2, fontsize=11, frameon=False)
     for side in ("top", "right", "left"):

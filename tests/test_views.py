@@ -31,6 +31,16 @@ def test_a_long_pair_is_read_against_the_long_calibration_pairs():
     title = views.score_plot(2.2, 1.5, cal, min_speech=6.0).axes[0].get_title(loc="left")
     assert "≥ 3 s of speech" in title
     assert "≥" not in views.score_plot(2.2, 1.5, cal, min_speech=1.0).axes[0].get_title(loc="left")
+    # a malformed entry or length falls back to the pooled trials instead of failing the request
+    for bad_long, bad_len in ((dict(cal["long_pairs"], min_speech_s="x"), 6.0), ({"target_scores": "ab"}, 6.0),
+                              (dict(cal["long_pairs"], nontarget_scores=[1.0, None]), 6.0),
+                              (cal["long_pairs"], "six"), ("junk", 6.0)):
+        out = views.decision_html(2.2, 1.5, True, {**cal, "long_pairs": bad_long}, min_speech=bad_len)
+        assert "long-pair" not in out and "<b>75%</b> of same-speaker pairs" in out
+    # counts and the length are optional: the samples' sizes and 3 s stand in
+    bare = {**cal, "long_pairs": {"target_scores": [2.0, 3.0], "nontarget_scores": [0.0, 2.5], "n_target": "4"}}
+    assert "at least 3 s of speech" in views.decision_html(2.2, 1.5, True, bare, min_speech=3.5)
+    assert "(2 same-speaker, 2 different-speaker)" in views.decision_html(2.2, 1.5, True, bare, min_speech=3.5)
     # checkpoints calibrated before long pairs were kept: the pooled trials, as before
     old = {k: v for k, v in cal.items() if k != "long_pairs"}
     assert views.decision_html(2.2, 1.5, True, old, min_speech=8.0) == views.decision_html(2.2, 1.5, True, old)

@@ -43,7 +43,7 @@ from .model import config_to_dict
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
 from .scoring import DEFAULT_THRESHOLD
 from .views import (decision_html, empty_html, facts_html, failed_html, gallery_html, model_card_markdown,
-                    ranking_plot, score_plot)
+                    ranking_plot, score_plot, voiceprint_html)
 
 log = logging.getLogger(__name__)
 
@@ -714,15 +714,16 @@ class Studio:
                   "clip": clip_facts(clip, _label_of(_path_of(audio), "recording"),
                                      self.settings.max_seconds, model.edges),
                   "warnings": notes}
+        explain = voiceprint_html(self.models.calibration(model_name), ranking[0].score, threshold)
         if best is not None:
             verdict = decision_html(best.score, threshold, True, None,
-                                    labels=(best.name, "Unknown speaker"), scale=model.scale)
+                                    labels=(best.name, "Unknown speaker"), scale=model.scale, extra_html=explain)
         else:
             verdict = decision_html(
                 ranking[0].score, threshold, False, None, labels=("", "Unknown speaker"), scale=model.scale,
                 extra_html="<p class='explain'>No enrolled voiceprint scored above the threshold: "
                            "this voice is not in the gallery (closest: "
-                           f"{display_name(ranking[0].name)}).</p>")
+                           f"{display_name(ranking[0].name)}).</p>" + explain)
         query = Query(emb, model_id, "latest query")
         return (result, verdict, ranking_plot(rank, threshold, model.scale), query,
                 self.session_state(gallery))

@@ -357,6 +357,45 @@ def trial_min_speech(speech: np.ndarray, trials_by_set) -> Tuple[np.ndarray, np.
     return np.concatenate(mt), np.concatenate(mn)
 
 
+VOICEPRINT_CLIPS = 3   # clips per voiceprint in the identification trials: the app's advice for an enrollment
+
+
+def voiceprint_trials(items: Sequence[dict], emb: np.ndarray, norm: Optional[ScoreNorm],
+                      n_enroll: int = VOICEPRINT_CLIPS) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Identification trials: per set, every speaker with more than ``n_enroll`` whole files gets a voiceprint, the
+    normalised mean of the unit embeddings of its first ``n_enroll`` files by path (as ``Gallery`` makes one); its
+    other files are queries against every voiceprint of the set, scored as ``Recognizer.compare_many`` does.
+    Returns (scores, same speaker?, query item index, voiceprint speaker), one entry per comparison.
+
+    >>> items = [{"set": "s", "speaker": k, "path": f"{k}{i}"} for k in "ab" for i in range(4)]
+    >>> emb = np.eye(2)[[0, 0, 0, 0, 1, 1, 1, 1]]
+    >>> sc, same, q, p = voiceprint_trials(items, emb, None)
+    >>> sc.tolist(), same.tolist(), q.tolist(), p.tolist()
+    ([1.0, 0.0, 0.0, 1.0], [True, False, False, True], [3, 3, 7, 7], ['s/a', 's/b', 's/a', 's/b'])
+    """
+    e = l2_normalize(np.asarray(emb, dtype=np.float64))
+    files: Dict[str, List[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        if "segment" not in it:   # halves of one file are not separate recordings
+            files[f"{it['set']}/{it['speaker']}"].append(i)
+    out = []
+    for s in sorted({it["set"] for it in items}):
+        spk = {k: sorted(v, key=lambda i: items[i]["path"]) for k, v in files.items()
+               if k.startswith(f"{s}/") and len(v) > n_enroll}
+        names = sorted(spk)
+        if len(names) < 2:
+            continue
+        prints = l2_normalize(np.stack([e[spk[n][:n_enroll]].mean(0) for n in names]))
+        for a, n in enumerate(names):
+            for q in spk[n][n_enroll:]:
+                scores = norm.against(e[q], prints) if norm is not None else prints @ e[q]
+                out += [(float(x), a == b, q, names[b]) for b, x in enumerate(scores)]
+    if not out:
+        return np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, object)
+    sc, same, q, p = zip(*out)
+    return np.asarray(sc), np.asarray(same), np.asarray(q, dtype=np.int64), np.asarray(p, dtype=object)
+
+
 def at_threshold_by_speech(target, nontarget, min_t, min_n, threshold: float, bins=SPEECH_BINS) -> List[dict]:
     """False accepts and rejects at one threshold, per bin of the shorter clip's speech seconds.
 
@@ -398,10 +437,15 @@ MIN_LONG_TARGETS, MIN_LONG_NONTARGETS = 20, 100
 
 def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_threshold: float, eer: float,
                             max_scores: int = 2000, seed: int = 0, scale: str = "cosine",
-                            min_speech: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> dict:
+                            min_speech: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                            target_speakers: Optional[np.ndarray] = None,
+                            voiceprints: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None) -> dict:
     """``meta["calibration"]``: the threshold and a sample of the dev scores for the app's plot and tail rates.
     With ``min_speech`` (each trial's shorter clip's seconds of words, ``trial_min_speech``), also the scores of
-    the long pairs (``scoring.LONG_PAIR_SECONDS``) on their own, which the app shows for a long pair."""
+    the long pairs (``scoring.LONG_PAIR_SECONDS``) on their own, which the app shows for a long pair, and with
+    ``target_speakers`` (one per target trial) how many people their same-speaker pairs come from. With
+    ``voiceprints`` (scores, same speaker?, query speaker: ``voiceprint_trials``), the clip-against-voiceprint scores
+    that explain an Identify result."""
     rng = np.random.RandomState(seed)
 
     def sub(x):
@@ -418,6 +462,15 @@ def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_thres
         if lt.size >= MIN_LONG_TARGETS and ln.size >= MIN_LONG_NONTARGETS:
             out["long_pairs"] = {"min_speech_s": LONG_PAIR_SECONDS, "n_target": int(lt.size),
                                  "n_nontarget": int(ln.size), "target_scores": sub(lt), "nontarget_scores": sub(ln)}
+            if target_speakers is not None:
+                long_t = np.asarray(min_speech[0]) >= LONG_PAIR_SECONDS
+                out["long_pairs"]["target_speakers"] = int(np.unique(np.asarray(target_speakers)[long_t]).size)
+    if voiceprints is not None:
+        vs, same, who = (np.asarray(x) for x in voiceprints)
+        if same.sum() >= MIN_LONG_TARGETS and (~same).sum() >= MIN_LONG_NONTARGETS:
+            out["voiceprints"] = {"clips_per_print": VOICEPRINT_CLIPS, "n_target": int(same.sum()), "n_nontarget": int((~same).sum()),
+                                  "speakers": int(np.unique(who).size), "target_scores": sub(vs[same]),
+                                  "nontarget_scores": sub(vs[~same])}
     return out
 
 
@@ -629,8 +682,12 @@ def dev_calibration(items, trials, emb: np.ndarray, emb_crop: Optional[np.ndarra
     r, sc = res["as-norm"]
     pt, pn = sc["pooled"]
     min_speech = trial_min_speech(np.asarray(speech), trials) if speech is not None else None
+    vs, same, query, _ = voiceprint_trials(items, emb, norm)
+    who = np.asarray([f"{items[i]['set']}/{items[i]['speaker']}" for i in query], dtype=object)
     calibration = calibration_from_scores(pt, pn, r["pooled"]["eer_threshold"], r["pooled"]["eer"] / 100.0,
-                                          scale="as-norm", min_speech=min_speech)
+                                          scale="as-norm", min_speech=min_speech,
+                                          target_speakers=speakers_by_set(items, trials)["pooled"][0],
+                                          voiceprints=(vs, same, who))
 
     def summary(key):
         rr = res[key][0]

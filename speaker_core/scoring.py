@@ -158,12 +158,31 @@ def calibration_samples(cal: dict, min_speech: float | None = None) -> tuple[lis
     try:   # a malformed entry (an edited checkpoint, a stale result) falls back to the pooled samples
         if (isinstance(long, dict) and min_speech is not None
                 and float(min_speech) >= float(long.get("min_speech_s", LONG_PAIR_SECONDS))):
-            t, n = (np.asarray(long[k], dtype=np.float64) for k in ("target_scores", "nontarget_scores"))
-            if t.ndim == 1 and n.ndim == 1 and t.size and n.size and np.isfinite(t).all() and np.isfinite(n).all():
-                return t.tolist(), n.tolist(), long
-    except (TypeError, ValueError, KeyError):
+            samples = _samples(long)
+            if samples is not None:
+                return *samples, long
+    except (TypeError, ValueError):
         pass
     return list(cal.get("target_scores") or []), list(cal.get("nontarget_scores") or []), None
+
+
+def voiceprint_samples(cal: dict) -> tuple[list, list, dict] | None:
+    """The calibration's clip-against-voiceprint scores (``evaluate.voiceprint_trials``), which explain an Identify
+    result: ``(same-speaker scores, other-speaker scores, their description)``, or None when absent or malformed."""
+    vp = cal.get("voiceprints") if isinstance(cal, dict) else None
+    samples = _samples(vp) if isinstance(vp, dict) else None
+    return None if samples is None else (*samples, vp)
+
+
+def _samples(d: dict) -> tuple[list, list] | None:
+    """``d``'s target and non-target score lists when both are non-empty lists of finite numbers, else None."""
+    try:
+        t, n = (np.asarray(d[k], dtype=np.float64) for k in ("target_scores", "nontarget_scores"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if t.ndim == 1 and n.ndim == 1 and t.size and n.size and np.isfinite(t).all() and np.isfinite(n).all():
+        return t.tolist(), n.tolist()
+    return None
 
 
 def _arrays(target, nontarget):

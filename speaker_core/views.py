@@ -11,7 +11,7 @@ import numpy as np
 
 from .api import Recognizer
 from .gallery import Gallery, display_name
-from .scoring import DEFAULT_THRESHOLD, LONG_PAIR_SECONDS, calibration_samples
+from .scoring import DEFAULT_THRESHOLD, LONG_PAIR_SECONDS, calibration_samples, voiceprint_samples
 
 GREEN, RED, GREY = "#1a7f37", "#cf222e", "#57606a"
 
@@ -53,7 +53,9 @@ def _long_pairs_html(long: dict, tgt, non, score: float, threshold: float) -> st
     fr = float(np.mean(np.asarray(tgt, dtype=np.float64) < threshold))
     return (f"<p class='explain long-pair'>Both clips hold at least {_long_seconds(long):g} s of speech, and long "
             "recordings score higher for every pair. Among held-out calibration pairs this long "
-            f"({count('n_target', len(tgt)):,} same-speaker, {count('n_nontarget', len(non)):,} "
+            f"({count('n_target', len(tgt)):,} same-speaker"
+            + (f" from {long['target_speakers']} people" if isinstance(long.get("target_speakers"), int) else "")
+            + f", {count('n_nontarget', len(non)):,} "
             f"different-speaker), <b>{below_t:.0%}</b> of the same-speaker pairs scored lower than {score:.2f} and "
             f"<b>{above_n:.1%}</b> of the different-speaker pairs scored {score:.2f} or higher. This threshold "
             f"({threshold:.2f}) accepts <b>{fa:.0%}</b> of those different-speaker pairs and rejects {fr:.0%} of the "
@@ -86,6 +88,25 @@ def decision_html(score: float, threshold: float, same: bool, cal: dict | None =
             f"<div class='verdict' style='color:{colour}'>{icon} {text}</div>"
             f"<div class='score'>{SCALE_LABEL.get(scale, 'score')} <b>{score:.3f}</b> · threshold {threshold:.3f} · "
             f"margin {margin:+.3f}</div>{explain}{extra_html}</div>")
+
+
+def voiceprint_html(cal: dict | None, score: float, threshold: float) -> str:
+    """What an Identify score means, from the checkpoint's clip-against-voiceprint calibration trials ("" when it
+    has none)."""
+    samples = voiceprint_samples(cal or {})
+    if samples is None:
+        return ""
+    tgt, non, vp = samples
+    below_t, above_n = _tail_rates(tgt, non, score) or (0.0, 0.0)
+    passing = float(np.mean(np.asarray(non) >= threshold))
+    clips = vp.get("clips_per_print") if isinstance(vp.get("clips_per_print"), int) else 3
+    # the stored scores may be a sample: the counts say how many comparisons there were
+    n_t, n_n = (vp[k] if isinstance(vp.get(k), int) else len(x) for k, x in (("n_target", tgt), ("n_nontarget", non)))
+    return (f"<p class='explain voiceprints'>Against {clips}-clip voiceprints of held-out speakers, "
+            f"<b>{below_t:.0%}</b> of their own clips scored lower than {score:.2f}, and <b>{above_n:.1%}</b> of "
+            f"other people's clips scored {score:.2f} or higher ({n_t:,} and {n_n:,} comparisons). This "
+            f"threshold lets <b>{passing:.0%}</b> of other people's clips pass a voiceprint: raise it when a "
+            "stranger must not pass as someone enrolled.</p>")
 
 
 def empty_html(message: str) -> str:

@@ -313,9 +313,14 @@ def test_identify_finds_the_right_speaker(studio):
     state = None
     for spk in ["librispeech-1578", "speechocean-9624", "cv-fa-54db74ed", "cv-tw-a84d1065"]:
         *_, state = studio.enroll(spk, refs(spk)[:2], None, False, None, state)
+    has_prints = "voiceprints" in studio.models.calibration(None)
     for spk in ["librispeech-1578", "speechocean-9624", "cv-fa-54db74ed", "cv-tw-a84d1065"]:
-        result = studio.identify(refs(spk)[2], None, None, 5, state)[0]
+        result, decision, *_ = studio.identify(refs(spk)[2], None, None, 5, state)
         assert result["ranking"][0]["speaker"] == spk
+        # the score is read against the checkpoint's clip-against-voiceprint trials (the shipped ones have them)
+        assert ("3-clip voiceprints of held-out speakers" in decision) == has_prints
+    if TRAINED and not os.environ.get("SPEAKER_TEST_CHECKPOINTS"):
+        assert has_prints
 
 
 @pytest.mark.parametrize("name, message", [

@@ -91,6 +91,17 @@ def test_calibration_keeps_the_long_pairs_when_there_are_enough():
     assert "long_pairs" not in calibration_from_scores(t, n, 1.0, 0.16, min_speech=few)
     assert "long_pairs" not in calibration_from_scores(t, n, 1.0, 0.16)
     assert MIN_LONG_NONTARGETS <= 200
+    # how many people the long same-speaker pairs come from, and the voiceprint comparisons that explain Identify
+    who = np.array([f"s{i % 7}" for i in range(300)], dtype=object)
+    vs, same = rng.normal(0, 1, 150), np.r_[np.ones(30, bool), np.zeros(120, bool)]
+    cal = calibration_from_scores(t, n, 1.0, 0.16, min_speech=(mt, mn), target_speakers=who,
+                                  voiceprints=(vs, same, np.array([f"q{i % 9}" for i in range(150)])))
+    assert cal["long_pairs"]["target_speakers"] == 7
+    vp = cal["voiceprints"]
+    assert (vp["clips_per_print"], vp["n_target"], vp["n_nontarget"], vp["speakers"]) == (3, 30, 120, 9)
+    assert vp["target_scores"] == [round(float(x), 4) for x in vs[:30]]
+    few = (vs[:40], same[:40], np.array(["q"] * 40))   # 30 same-speaker but 10 other-speaker comparisons
+    assert "voiceprints" not in calibration_from_scores(t, n, 1.0, 0.16, voiceprints=few)
 
 
 def test_split_single():
@@ -167,6 +178,7 @@ def test_calibrate_adds_cohort_and_rescales(tmp_path):
     # the threshold's errors by the length of the words; 1 s tones make no long pairs to keep
     by = m.meta["dev_eer"]["at_threshold_by_speech"]
     assert [r["seconds"] for r in by] == ["0-1.5"] and "long_pairs" not in m.meta["calibration"]
+    assert "voiceprints" not in m.meta["calibration"]   # two files per speaker: no voiceprint trials
     out = str(tmp_path / "r")
     assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
     assert json.load(open(out + ".json"))["scale"] == "as-norm"

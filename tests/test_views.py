@@ -24,6 +24,10 @@ def test_a_long_pair_is_read_against_the_long_calibration_pairs():
     assert "long-pair" not in short
     long = views.decision_html(2.2, 1.5, True, cal, min_speech=3.0)
     assert "at least 3 s of speech" in long and "(4 same-speaker, 5 different-speaker)" in long
+    # how many people the long same-speaker pairs come from, when the checkpoint says
+    few = {**cal, "long_pairs": {**cal["long_pairs"], "target_speakers": 2}}
+    assert "(4 same-speaker from 2 people, 5 different-speaker)" in views.decision_html(2.2, 1.5, True, few,
+                                                                                       min_speech=3.0)
     # 1 of 4 long same-speaker pairs below 2.2; 2 of 5 long different-speaker pairs at or above it;
     # at threshold 1.5: 3 of 5 accepted, none rejected
     assert "<b>25%</b> of the same-speaker" in long and "<b>40.0%</b> of the different-speaker" in long
@@ -133,3 +137,18 @@ def test_facts_show_how_long_the_words_last():
     assert "(words 1.4 s)" in views.facts_html([{**fact, "speech_s": 1.43}])
     assert "words" not in views.facts_html([fact])   # a result from before the field existed
     assert "<i>" not in views.facts_html([fact])
+
+
+def test_an_identify_score_is_read_against_voiceprint_trials():
+    cal = {"voiceprints": {"clips_per_print": 3, "target_scores": [1.0, 2.0, 3.0, 4.0],
+                           "nontarget_scores": [-1.0, 0.0, 1.0, 2.5, 3.0]}}
+    out = views.voiceprint_html(cal, 2.2, 1.5)
+    # 2 of 4 own clips below 2.2; 2 of 5 other clips at or above it; 2 of 5 pass threshold 1.5
+    assert "Against 3-clip voiceprints" in out and "<b>50%</b> of their own clips" in out
+    assert "<b>40.0%</b> of other people's clips scored 2.20 or higher (4 and 5 comparisons)" in out
+    assert "lets <b>40%</b> of other people's clips pass" in out
+    sampled = {"voiceprints": {**cal["voiceprints"], "n_target": 337, "n_nontarget": 3268}}
+    assert "(337 and 3,268 comparisons)" in views.voiceprint_html(sampled, 2.2, 1.5)
+    for bad in (None, {}, {"voiceprints": "x"}, {"voiceprints": {"target_scores": [1.0]}},
+                {"voiceprints": {"target_scores": ["a"], "nontarget_scores": [1.0]}}):
+        assert views.voiceprint_html(bad, 2.2, 1.5) == ""

@@ -13,12 +13,12 @@ above the threshold), and again without its own (falsely identified: any above t
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from speaker_core.evaluate import voiceprint_trials  # noqa: E402
 from speaker_core.scoring import compute_eer, l2_normalize  # noqa: E402
 from long_pairs import dev_embeddings, folds_of  # noqa: E402
 
@@ -27,28 +27,11 @@ def main() -> None:
     a, model, norm, items, waves, trials, emb = dev_embeddings(__doc__.splitlines()[0])
     pair_thr = float(model.meta["calibration"]["threshold"])
     emb = l2_normalize(emb)
-    files = defaultdict(list)
-    for i, it in enumerate(items):
-        if "segment" not in it:   # halves of one file are not separate recordings
-            files[f"{it['set']}/{it['speaker']}"].append(i)
     keys = np.array([f"{it['set']}/{it['speaker']}" for it in items], dtype=object)
     fold = folds_of(keys, sorted(trials))
-    rows, galleries = [], {}   # rows: (score, same, query speaker, print speaker)
-    for s in sorted(trials):
-        spk = {k: sorted(v, key=lambda i: items[i]["path"]) for k, v in files.items()
-               if k.startswith(s + "/") and len(v) >= 4}
-        names = sorted(spk)
-        if len(names) < 2:
-            continue
-        prints = np.stack([l2_normalize(emb[spk[n][:3]].mean(0)) for n in names])
-        galleries[s] = (names, prints, {n: spk[n][3:] for n in names})
-        for qa, n in enumerate(names):
-            for q in spk[n][3:]:
-                for pb, score in enumerate(norm.against(emb[q], prints)):
-                    rows.append((score, qa == pb, n, names[pb]))
-    sc = np.array([r[0] for r in rows])
-    same = np.array([r[1] for r in rows])
-    fq, fp = (np.array([fold[r[i]] for r in rows]) for i in (2, 3))
+    sc, same, query, ps = voiceprint_trials(items, emb, norm)
+    qs = keys[query]
+    fq, fp = np.array([fold[k] for k in qs]), np.array([fold[k] for k in ps])
     acc_pair, acc_fit, used, fitted = sc >= pair_thr, np.zeros(len(sc), bool), np.zeros(len(sc), bool), []
     for k in range(5):
         tr, te = (fq != k) & (fp != k), (fq == k) & (fp == k)
@@ -65,8 +48,8 @@ def main() -> None:
     for label, acc in (("pair threshold", acc_pair), ("fitted", acc_fit)):
         print(f"   {label:14s} HTER {hter(acc, ones):.2f} % (misses {100 * np.mean(~acc[used & same]):.1f} %, "
               f"false accepts {100 * np.mean(acc[used & ~same]):.1f} %)")
-    ids, inv = np.unique([r[i] for i in (2, 3) for r in rows], return_inverse=True)
-    iq, ip = inv[: len(rows)], inv[len(rows):]
+    ids, inv = np.unique(np.concatenate([qs, ps]), return_inverse=True)
+    iq, ip = inv[: len(sc)], inv[len(sc):]
     rng, wins = np.random.default_rng(0), []
     while len(wins) < a.bootstrap:
         c = rng.multinomial(ids.size, np.full(ids.size, 1.0 / ids.size)).astype(float)
@@ -75,18 +58,16 @@ def main() -> None:
             wins.append(hter(acc_fit, w) < hter(acc_pair, w))
     print(f"   fitted better in {100 * np.mean(wins):.1f} % of {a.bootstrap} speaker replicates")
     correct, false_id, n_q = np.zeros(2), np.zeros(2), 0
-    for names, prints, queries in galleries.values():
-        for k in range(5):
-            g = [i for i, n in enumerate(names) if fold[n] == k]
-            if len(g) < 2:
-                continue
-            for j, gi in enumerate(g):
-                for q in queries[names[gi]]:
-                    scores = norm.against(emb[q], prints[g])
-                    others, n_q = np.delete(scores, j), n_q + 1
-                    for m, t in enumerate((pair_thr, fitted[k])):
-                        correct[m] += np.argmax(scores) == j and scores[j] >= t
-                        false_id[m] += others.max() >= t
+    for q in np.unique(query):   # each query against the voiceprints of its own fold, with and without its own
+        k = fold[keys[q]]
+        m = (query == q) & (fp == k)
+        if m.sum() < 2:
+            continue
+        scores, own = sc[m], same[m]
+        n_q += 1
+        for i, t in enumerate((pair_thr, fitted[k])):
+            correct[i] += own[np.argmax(scores)] and scores[own].max() >= t
+            false_id[i] += scores[~own].max() >= t
     print(f"   open set, {n_q} queries against their fold's voiceprints: correct {100 * correct[0] / n_q:.1f} % "
           f"(pair) / {100 * correct[1] / n_q:.1f} % (fitted); unknown speaker taken for an enrolled one "
           f"{100 * false_id[0] / n_q:.1f} % / {100 * false_id[1] / n_q:.1f} %")

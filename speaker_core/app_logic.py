@@ -37,7 +37,7 @@ import gradio as gr
 
 from . import projection
 from .api import DEFAULT_MODEL, Recognizer, available_models, load_model
-from .audio import AudioError, Clip, frame_db, load_clip, speech_seconds
+from .audio import AudioError, Clip, frame_db, load_clip
 from .checkpoint import CheckpointError
 from .model import config_to_dict
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
@@ -344,7 +344,7 @@ def clip_facts(clip: Clip, label: str, max_seconds: float = MAX_SECONDS, edges: 
         "original_duration_s": round(clip.orig_duration, 2),
         "sample_rate": int(clip.orig_sample_rate),
         "speech_fraction": round(clip.speech_fraction, 3),
-        "speech_s": round(speech_seconds(clip.wave), 2),   # from the first word to the last
+        "speech_s": round(clip.speech_seconds, 2),   # from the first word to the last
         "clipped_fraction": round(clip.clipped_fraction, 4),
         "silence_before_after_s": [round(x, 2) for x in clip.edge_silence],
         "truncated": bool(clip.truncated),

@@ -74,6 +74,11 @@ class Clip:
     edge_silence: tuple[float, float] = (0.0, 0.0)   # seconds before the first and after the last word frame
     sample_rate: int = SAMPLE_RATE
 
+    @property
+    def speech_seconds(self) -> float:
+        """``speech_seconds`` of the wave, from the edge silence measured when the clip was loaded."""
+        return _words_span(self.wave.size, self.edge_silence)
+
 
 def read_file(path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 (N, C) plus its rate; only the first ``max_seconds`` when given."""
@@ -280,8 +285,11 @@ def speech_seconds(wave: np.ndarray) -> float:
     >>> round(speech_seconds(w), 1)
     1.0
     """
-    before, after = edge_silence(wave)
-    return max(0.0, wave.size / SAMPLE_RATE - before - after)
+    return _words_span(wave.size, edge_silence(wave))
+
+
+def _words_span(n: int, edges: tuple[float, float]) -> float:
+    return max(0.0, n / SAMPLE_RATE - edges[0] - edges[1])
 
 
 def _edges_of(active: np.ndarray, n: int) -> tuple[float, float]:

@@ -431,8 +431,8 @@ def add_bootstrap(res: dict, scores: dict, items: Sequence[dict], trials_by_set,
         v["eer_ci95"] = [float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))]
 
 
-# a long-pair sample smaller than this describes too few speakers to show
-MIN_LONG_TARGETS, MIN_LONG_NONTARGETS = 20, 100
+# a sample of long pairs or voiceprint comparisons smaller than this describes too few speakers to show
+MIN_TARGETS, MIN_NONTARGETS = 20, 100
 
 
 def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_threshold: float, eer: float,
@@ -444,7 +444,7 @@ def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_thres
     With ``min_speech`` (each trial's shorter clip's seconds of words, ``trial_min_speech``), also the scores of
     the long pairs (``scoring.LONG_PAIR_SECONDS``) on their own, which the app shows for a long pair, and with
     ``target_speakers`` (one per target trial) how many people their same-speaker pairs come from. With
-    ``voiceprints`` (scores, same speaker?, query speaker: ``voiceprint_trials``), the clip-against-voiceprint scores
+    ``voiceprints`` (scores, same speaker?, query speaker; from ``voiceprint_trials``), the clip-against-voiceprint scores
     that explain an Identify result."""
     rng = np.random.RandomState(seed)
 
@@ -457,20 +457,19 @@ def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_thres
     out = {"threshold": float(eer_threshold), "eer": float(eer), "scale": scale,
            "target_scores": sub(target), "nontarget_scores": sub(nontarget)}
     if min_speech is not None:
-        lt = np.asarray(target)[np.asarray(min_speech[0]) >= LONG_PAIR_SECONDS]
-        ln = np.asarray(nontarget)[np.asarray(min_speech[1]) >= LONG_PAIR_SECONDS]
-        if lt.size >= MIN_LONG_TARGETS and ln.size >= MIN_LONG_NONTARGETS:
+        long_t, long_n = (np.asarray(m) >= LONG_PAIR_SECONDS for m in min_speech)
+        lt, ln = np.asarray(target)[long_t], np.asarray(nontarget)[long_n]
+        if lt.size >= MIN_TARGETS and ln.size >= MIN_NONTARGETS:
             out["long_pairs"] = {"min_speech_s": LONG_PAIR_SECONDS, "n_target": int(lt.size),
                                  "n_nontarget": int(ln.size), "target_scores": sub(lt), "nontarget_scores": sub(ln)}
             if target_speakers is not None:
-                long_t = np.asarray(min_speech[0]) >= LONG_PAIR_SECONDS
                 out["long_pairs"]["target_speakers"] = int(np.unique(np.asarray(target_speakers)[long_t]).size)
     if voiceprints is not None:
         vs, same, who = (np.asarray(x) for x in voiceprints)
-        if same.sum() >= MIN_LONG_TARGETS and (~same).sum() >= MIN_LONG_NONTARGETS:
-            out["voiceprints"] = {"clips_per_print": VOICEPRINT_CLIPS, "n_target": int(same.sum()), "n_nontarget": int((~same).sum()),
-                                  "speakers": int(np.unique(who).size), "target_scores": sub(vs[same]),
-                                  "nontarget_scores": sub(vs[~same])}
+        if same.sum() >= MIN_TARGETS and (~same).sum() >= MIN_NONTARGETS:
+            out["voiceprints"] = {"clips_per_print": VOICEPRINT_CLIPS, "n_target": int(same.sum()),
+                                  "n_nontarget": int((~same).sum()), "speakers": int(np.unique(who).size),
+                                  "target_scores": sub(vs[same]), "nontarget_scores": sub(vs[~same])}
     return out
 
 

@@ -45,17 +45,24 @@ def _long_seconds(long: dict) -> float:
     return float(long.get("min_speech_s", LONG_PAIR_SECONDS))   # calibration_samples has checked it is a number
 
 
+def _reading(d: dict, tgt, non, score: float, threshold: float) -> tuple[float, float, float, float, int, int]:
+    """A score read against calibration samples ``tgt``/``non`` described by ``d``: (share of ``tgt`` below the
+    score, share of ``non`` at or above it, share of ``non`` the threshold accepts, share of ``tgt`` it rejects,
+    and the numbers of comparisons: ``d``'s counts, since the stored scores may be a sample)."""
+    tgt, non = np.asarray(tgt, dtype=np.float64), np.asarray(non, dtype=np.float64)
+    below_t, above_n = _tail_rates(tgt, non, score) or (0.0, 0.0)
+    n_t, n_n = (d[k] if isinstance(d.get(k), int) else x.size for k, x in (("n_target", tgt), ("n_nontarget", non)))
+    return below_t, above_n, float(np.mean(non >= threshold)), float(np.mean(tgt < threshold)), n_t, n_n
+
+
 def _long_pairs_html(long: dict, tgt, non, score: float, threshold: float) -> str:
     """For a long pair: its score read against the dev pairs as long as it, and what the threshold does to them."""
-    below_t, above_n = _tail_rates(tgt, non, score)
-    count = lambda key, fallback: long[key] if isinstance(long.get(key), int) else fallback
-    fa = float(np.mean(np.asarray(non, dtype=np.float64) >= threshold))
-    fr = float(np.mean(np.asarray(tgt, dtype=np.float64) < threshold))
+    below_t, above_n, fa, fr, n_t, n_n = _reading(long, tgt, non, score, threshold)
     return (f"<p class='explain long-pair'>Both clips hold at least {_long_seconds(long):g} s of speech, and long "
             "recordings score higher for every pair. Among held-out calibration pairs this long "
-            f"({count('n_target', len(tgt)):,} same-speaker"
+            f"({n_t:,} same-speaker"
             + (f" from {long['target_speakers']} people" if isinstance(long.get("target_speakers"), int) else "")
-            + f", {count('n_nontarget', len(non)):,} "
+            + f", {n_n:,} "
             f"different-speaker), <b>{below_t:.0%}</b> of the same-speaker pairs scored lower than {score:.2f} and "
             f"<b>{above_n:.1%}</b> of the different-speaker pairs scored {score:.2f} or higher. This threshold "
             f"({threshold:.2f}) accepts <b>{fa:.0%}</b> of those different-speaker pairs and rejects {fr:.0%} of the "
@@ -97,11 +104,8 @@ def voiceprint_html(cal: dict | None, score: float, threshold: float) -> str:
     if samples is None:
         return ""
     tgt, non, vp = samples
-    below_t, above_n = _tail_rates(tgt, non, score) or (0.0, 0.0)
-    passing = float(np.mean(np.asarray(non) >= threshold))
+    below_t, above_n, passing, _, n_t, n_n = _reading(vp, tgt, non, score, threshold)
     clips = vp.get("clips_per_print") if isinstance(vp.get("clips_per_print"), int) else 3
-    # the stored scores may be a sample: the counts say how many comparisons there were
-    n_t, n_n = (vp[k] if isinstance(vp.get(k), int) else len(x) for k, x in (("n_target", tgt), ("n_nontarget", non)))
     return (f"<p class='explain voiceprints'>Against {clips}-clip voiceprints of held-out speakers, "
             f"<b>{below_t:.0%}</b> of their own clips scored lower than {score:.2f}, and <b>{above_n:.1%}</b> of "
             f"other people's clips scored {score:.2f} or higher ({n_t:,} and {n_n:,} comparisons). This "
@@ -330,9 +334,9 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
                       "different speakers among them)", "",
                   "| speech in the shorter clip | false accepts | different-speaker pairs | false rejects | "
                   "same-speaker pairs |", "|---|---|---|---|---|"]
+        count = lambda v: f"{v:,}" if isinstance(v, int) else _fmt(v if v is not None else "")
         for r in by:
             if isinstance(r, dict):
-                count = lambda v: f"{v:,}" if isinstance(v, int) else _fmt(v if v is not None else "")
                 lines.append(f"| {html.escape(str(r.get('seconds', '')))} s | {pct(r.get('false_accept_pct'))} | "
                              f"{count(r.get('n_nontarget'))} | {pct(r.get('false_reject_pct'))} | "
                              f"{count(r.get('n_target'))} |")

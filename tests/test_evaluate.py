@@ -77,7 +77,7 @@ def test_speech_of_the_shorter_clip_follows_score_order():
 
 
 def test_calibration_keeps_the_long_pairs_when_there_are_enough():
-    from speaker_core.evaluate import MIN_LONG_NONTARGETS, MIN_LONG_TARGETS, calibration_from_scores
+    from speaker_core.evaluate import MIN_NONTARGETS, MIN_TARGETS, calibration_from_scores
     rng = np.random.default_rng(0)
     t, n = rng.normal(2, 1, 300), rng.normal(0, 1, 3000)
     mt, mn = np.r_[np.full(250, 1.0), np.full(50, 4.0)], np.r_[np.full(2800, 1.0), np.full(200, 8.0)]
@@ -87,10 +87,10 @@ def test_calibration_keeps_the_long_pairs_when_there_are_enough():
     assert long["target_scores"] == [round(float(x), 4) for x in t[250:]]
     assert len(cal["target_scores"]) == 300 and len(cal["nontarget_scores"]) == 2000   # subsampled as before
     # too few long pairs to describe, or no durations: nothing kept
-    few = (np.r_[np.full(300 - MIN_LONG_TARGETS + 1, 1.0), np.full(MIN_LONG_TARGETS - 1, 4.0)], mn)
+    few = (np.r_[np.full(300 - MIN_TARGETS + 1, 1.0), np.full(MIN_TARGETS - 1, 4.0)], mn)
     assert "long_pairs" not in calibration_from_scores(t, n, 1.0, 0.16, min_speech=few)
     assert "long_pairs" not in calibration_from_scores(t, n, 1.0, 0.16)
-    assert MIN_LONG_NONTARGETS <= 200
+    assert MIN_NONTARGETS <= 200
     # how many people the long same-speaker pairs come from, and the voiceprint comparisons that explain Identify
     who = np.array([f"s{i % 7}" for i in range(300)], dtype=object)
     vs, same = rng.normal(0, 1, 150), np.r_[np.ones(30, bool), np.zeros(120, bool)]

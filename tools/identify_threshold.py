@@ -19,14 +19,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speaker_core.evaluate import voiceprint_trials  # noqa: E402
-from speaker_core.scoring import compute_eer, l2_normalize  # noqa: E402
+from speaker_core.scoring import compute_eer  # noqa: E402
 from long_pairs import dev_embeddings, folds_of  # noqa: E402
 
 
 def main() -> None:
     a, model, norm, items, waves, trials, emb = dev_embeddings(__doc__.splitlines()[0])
     pair_thr = float(model.meta["calibration"]["threshold"])
-    emb = l2_normalize(emb)
     keys = np.array([f"{it['set']}/{it['speaker']}" for it in items], dtype=object)
     fold = folds_of(keys, sorted(trials))
     sc, same, query, ps = voiceprint_trials(items, emb, norm)

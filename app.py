@@ -26,6 +26,22 @@ CSS = """
 .decision .explain {margin: 8px 0 0 0; opacity: .9;}
 .empty-state {color: var(--body-text-color-subdued); font-style: italic; padding: 14px;
               border: 1px dashed var(--border-color-primary); border-radius: 8px; text-align: center;}
+.score-plot {margin: 0 auto; padding: 6px 4px; max-width: 560px;}
+.score-plot figcaption {font-weight: 600; margin-bottom: 4px;}
+.score-plot svg {width: 100%; height: auto; display: block;}
+.ranking {margin: 0; padding: 6px 4px;}
+.ranking figcaption {font-weight: 600; margin-bottom: 6px;}
+.rank-row {display: grid; grid-template-columns: minmax(0, 9em) 1fr 3.2em; gap: 8px; align-items: center;
+           margin: 5px 0;}
+.rank-name {overflow: hidden; text-overflow: ellipsis; white-space: nowrap;}
+.rank-track {position: relative; height: 18px;}
+.rank-bar {position: absolute; top: 0; bottom: 0; border-radius: 3px;}
+.rank-thr {position: absolute; top: -3px; bottom: -3px; border-left: 2px dashed currentColor;}
+.rank-score {text-align: right; font-variant-numeric: tabular-nums;}
+.ranking .keys, .score-plot .keys {display: flex; flex-wrap: wrap; gap: 4px 16px; justify-content: center;
+                                   margin-top: 4px;}
+.ranking .swatch, .score-plot .swatch {display: inline-block; width: 18px; height: 10px; margin-right: 6px;
+                                       vertical-align: middle;}
 table.facts, table.gallery {width: 100%; border-collapse: collapse; font-size: .95em;}
 table.facts, table.gallery {border: none !important;}
 table.facts th, table.facts td, table.gallery th, table.gallery td {
@@ -171,9 +187,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                 # outputs are created first (unrendered) so the examples can sit by the inputs
                 v_decision = gr.HTML(empty_html("Add two clips and press Verify."),
                                      label="decision", elem_id="verify-decision", render=False)
-                v_plot = gr.Plot(label="Score against the calibration distributions",
-                                 format="png", show_label=False, render=False, visible=False,
-                                 elem_id="verify-plot")
+                v_plot = gr.HTML(label="Score against the calibration distributions", render=False,
+                                 visible=False, elem_id="verify-plot")
                 v_facts = gr.HTML(label="clip_quality", elem_id="verify-facts", render=False)
                 v_json = gr.JSON(label="Result", render=False)
                 if examples:
@@ -227,8 +242,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                                  elem_id="identify-btn")
                         i_decision = gr.HTML(empty_html("Enroll speakers, then add a clip and press Identify."),
                                              label="decision", elem_id="identify-decision")
-                        i_plot = gr.Plot(label="Top matches", format="png", show_label=False, visible=False,
-                                         elem_id="identify-plot")
+                        i_plot = gr.HTML(label="Top matches", visible=False, elem_id="identify-plot")
                         with gr.Accordion("Identification result as JSON", open=False):
                             i_json = gr.JSON(label="Result")
 

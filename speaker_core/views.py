@@ -1,7 +1,8 @@
 """What the app shows: HTML fragments, score plots and the model card, built from plain values.
 
 No Gradio here and no state: every function takes numbers, dicts or a model and returns an HTML/Markdown string
-or a matplotlib figure. Everything user-supplied is escaped (speaker names through ``gallery.display_name``).
+(the score plot is inline SVG, the top-k matches are HTML bars). Everything user-supplied is escaped (speaker names
+through ``gallery.display_name``).
 """
 from __future__ import annotations
 
@@ -122,23 +123,23 @@ def failed_html(what: str) -> str:
     return f"<div class='status failed'>✘ {html.escape(what)}: the message above says why.</div>"
 
 
-def _figure(w=7.0, h=3.2):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+def _nice_ticks(lo: float, hi: float, n: int = 6) -> np.ndarray:
+    """About ``n`` round tick values inside [lo, hi] (steps of 1, 2 or 5 times a power of ten)."""
+    raw = (hi - lo) / max(1, n)
+    mag = 10.0 ** np.floor(np.log10(raw)) if raw > 0 else 1.0
+    step = mag * min((m for m in (1, 2, 5, 10) if m * mag >= raw), default=10)
+    return np.arange(np.ceil(lo / step) * step, hi + 1e-9, step)
 
 
 def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "cosine",
-               min_speech: float | None = None):
+               min_speech: float | None = None) -> str:
     """The score on the checkpoint's same- and different-speaker score distributions (for a long pair, those of
-    the long calibration pairs: see ``decision_html``)."""
-    # 5.2 inches wide with 11-12 pt text: a phone shows the PNG at about 330 px, where text stays legible
-    fig = _figure(5.2, 2.9)
-    ax = fig.add_subplot()
-    ax.tick_params(labelsize=11)
+    the long calibration pairs: see ``decision_html``), as an inline SVG in HTML.
+
+    SVG rather than a matplotlib figure: the browser draws it, so a request does not spend ~200 ms rendering and
+    encoding an image (the slider re-decides with it too), and it stays sharp at any width. Text and axes take the
+    page's colour, so it reads in dark mode.
+    """
     tgt, non, long = calibration_samples(cal or {}, min_speech)
     tgt, non = np.asarray(tgt, dtype=np.float64), np.asarray(non, dtype=np.float64)
     both = np.concatenate([tgt, non]) if tgt.size and non.size else np.zeros(0)
@@ -148,63 +149,91 @@ def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "c
     lo, hi = lo - pad, hi + pad
     if scale == "cosine":
         lo, hi = max(-1.0, lo), min(1.0, hi)
-    bins = np.linspace(lo, hi, 61)
+    w, left, right, top, base = 420, 8, 412, 8, 128        # viewBox units; the plot spans left..right, top..base
+
+    def x(v):
+        return left + (float(v) - lo) / (hi - lo) * (right - left)
+
+    parts = []
     if tgt.size and non.size:
-        # One filled outline per histogram, not 60 bar patches: they took about half of the handler's time.
-        ax.hist(np.clip(non, lo, hi), bins=bins, density=True, alpha=0.55, color=RED, histtype="stepfilled",
-                label="different speakers")
-        ax.hist(np.clip(tgt, lo, hi), bins=bins, density=True, alpha=0.55, color=GREEN, histtype="stepfilled",
-                label="same speaker")
+        bins = np.linspace(lo, hi, 61)
+        dens = [np.histogram(np.clip(s, lo, hi), bins=bins, density=True)[0] for s in (non, tgt)]
+        peak = max(float(d.max()) for d in dens) or 1.0
+        for d, colour in zip(dens, (RED, GREEN)):
+            pts = [f"{x(bins[0]):.1f},{base}"]
+            for i, h in enumerate(d):   # a step outline: one path per histogram
+                y = base - h / peak * (base - top)
+                pts += [f"{x(bins[i]):.1f},{y:.1f}", f"{x(bins[i + 1]):.1f},{y:.1f}"]
+            pts.append(f"{x(bins[-1]):.1f},{base}")
+            parts.append(f'<polygon points="{" ".join(pts)}" fill="{colour}" fill-opacity="0.5" '
+                         f'stroke="{colour}" stroke-width="1"/>')
     else:
-        ax.text(0.5, 0.6, "this checkpoint carries no calibration scores",
-                ha="center", transform=ax.transAxes, color=GREY)
-    ax.axvline(threshold, color="black", linestyle="--", linewidth=1.5,
-               label=f"threshold {threshold:.2f}")
-    ax.axvline(score, color="#0969da", linewidth=3, label=f"this pair {score:.2f}")
-    ax.set_xlim(lo, hi)
-    ax.set_yticks([])
-    ax.set_xlabel(SCALE_LABEL.get(scale, "score"), fontsize=11)
-    ax.set_title("This score against the model's calibration trials" if long is None else
-                 f"Against the calibration pairs with ≥ {_long_seconds(long):g} s of speech each", fontsize=12,
-                 loc="left")
-    fig.legend(loc="outside lower center", ncol=2, fontsize=11, frameon=False)
-    for side in ("top", "right", "left"):
-        ax.spines[side].set_visible(False)
-    return fig
+        parts.append(f'<text x="{w / 2}" y="{(top + base) / 2:.0f}" text-anchor="middle" fill="{GREY}">'
+                     "this checkpoint carries no calibration scores</text>")
+    parts.append(f'<line x1="{left}" x2="{right}" y1="{base}" y2="{base}" stroke="currentColor" '
+                 'stroke-opacity="0.6"/>')
+    for t in _nice_ticks(lo, hi):
+        parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{base}" y2="{base + 4}" stroke="currentColor" '
+                     f'stroke-opacity="0.6"/><text x="{x(t):.1f}" y="{base + 19}" text-anchor="middle">'
+                     f'{t + 0.0:g}</text>')   # (+ 0.0: no "-0")
+    parts.append(f'<line class="threshold" x1="{x(threshold):.1f}" x2="{x(threshold):.1f}" y1="{top}" '
+                 f'y2="{base}" stroke="currentColor" stroke-width="1.5" stroke-dasharray="5 3"/>')
+    parts.append(f'<line class="this-pair" x1="{x(score):.1f}" x2="{x(score):.1f}" y1="{top}" y2="{base}" '
+                 'stroke="#0969da" stroke-width="3"/>')
+    parts.append(f'<text x="{w / 2}" y="{base + 38}" text-anchor="middle">'
+                 f'{html.escape(SCALE_LABEL.get(scale, "score"))}</text>')
+    title = ("This score against the model's calibration trials" if long is None else
+             f"Against the calibration pairs with ≥ {_long_seconds(long):g} s of speech each")
+    summary = (f"{title}: this pair scores {score:.2f}, the threshold is {threshold:.2f}"
+               + (f"; {tgt.size} same-speaker and {non.size} different-speaker scores" if both.size else ""))
+
+    def key(style: str, text: str) -> str:
+        return f'<span class="key"><span class="swatch" style="{style}"></span>{html.escape(text)}</span>'
+
+    keys = ([key(f"background:{RED};opacity:.6", "different speakers"),
+             key(f"background:{GREEN};opacity:.6", "same speaker")] if both.size else [])
+    keys += [key("border-top:2px dashed currentColor;height:0", f"threshold {threshold:.2f}"),
+             key("background:#0969da;height:4px", f"this pair {score:.2f}")]
+    return (f'<figure class="score-plot" role="img" aria-label="{html.escape(summary)}">'
+            f'<figcaption>{html.escape(title)}</figcaption>'
+            f'<svg viewBox="0 0 {w} {base + 44}" xmlns="http://www.w3.org/2000/svg" fill="currentColor" '
+            f'font-size="15">{"".join(parts)}</svg><div class="keys">{"".join(keys)}</div></figure>')
 
 
-def ranking_plot(ranking: list[dict], threshold: float, scale: str = "cosine"):
-    n = max(1, len(ranking))
-    fig = _figure(5.2, 1.5 + 0.5 * n)   # sized for a phone, as score_plot
-    ax = fig.add_subplot()
-    ax.tick_params(labelsize=11)
+def ranking_plot(ranking: list[dict], threshold: float, scale: str = "cosine") -> str:
+    """The top-k matches as HTML bars, best on top, with the threshold as a dashed mark on every bar.
+
+    HTML like ``score_plot``, for the same reasons; a long name is cut by CSS and kept whole in its tooltip.
+    """
     if not ranking:
-        ax.text(0.5, 0.5, "The gallery is empty.", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return fig
-    names = [r["speaker"] if len(r["speaker"]) <= 20 else r["speaker"][:19] + "…" for r in ranking]
-    scores = [r["score"] for r in ranking]
-    colours = [GREEN if (i == 0 and s >= threshold) else ("#8c959f" if s < threshold else "#4ac26b")
-               for i, s in enumerate(scores)]
-    y = np.arange(len(ranking))[::-1]
+        return empty_html("The gallery is empty.")
+    scores = [float(r["score"]) for r in ranking]
     if scale == "cosine":
         lo, hi = min(0.0, min(scores) - 0.05), 1.12
     else:
         top = max(max(scores), threshold)
         lo, hi = min(0.0, min(scores) - 0.3), top + 0.15 * max(1.0, top - min(0.0, min(scores)))
-    ax.barh(y, scores, color=colours, height=0.6)
-    ax.set_yticks(y, names, fontsize=11)
-    for yi, s in zip(y, scores):
-        ax.text(max(s, 0) + 0.01 * (hi - lo), yi, f"{s:.2f}", va="center", fontsize=11)
-    ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:.2f}")
-    ax.set_xlim(lo, hi)
-    ax.set_xlabel(f"{SCALE_LABEL.get(scale, 'score')} with the voiceprint", fontsize=11)
-    ax.set_title(f"Top {len(ranking)} match{'es' if len(ranking) != 1 else ''}", fontsize=12,
-                 loc="left")
-    fig.legend(loc="outside lower right", fontsize=11, frameon=False)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    return fig
+
+    def pct(v: float) -> float:
+        return 100.0 * (min(max(v, lo), hi) - lo) / (hi - lo)
+
+    rows = []
+    for i, (r, s) in enumerate(zip(ranking, scores)):
+        colour = GREEN if (i == 0 and s >= threshold) else ("#8c959f" if s < threshold else "#4ac26b")
+        a, b = sorted((pct(0.0), pct(s)))
+        name = display_name(str(r["speaker"]))
+        rows.append(f'<div class="rank-row"><span class="rank-name" title="{name}">{name}</span>'
+                    f'<span class="rank-track"><span class="rank-bar" style="left:{a:.1f}%;width:{b - a:.1f}%;'
+                    f'background:{colour}"></span><span class="rank-thr" style="left:{pct(threshold):.1f}%">'
+                    f'</span></span><span class="rank-score">{s:.2f}</span></div>')
+    summary = "; ".join(f"{r['speaker']} {s:.2f}" for r, s in zip(ranking, scores))
+    n = len(ranking)
+    return (f'<figure class="ranking" role="img" aria-label="{html.escape(summary)}; threshold {threshold:.2f}">'
+            f"<figcaption>Top {n} match{'es' if n != 1 else ''}</figcaption>{''.join(rows)}"
+            f'<div class="keys"><span class="key"><span class="swatch" style="border-top:2px dashed '
+            f'currentColor;height:0"></span>threshold {threshold:.2f}</span>'
+            f'<span class="key">{html.escape(SCALE_LABEL.get(scale, "score"))} with the voiceprint</span></div>'
+            "</figure>")
 
 
 def gallery_html(gallery: Gallery) -> str:

@@ -172,15 +172,16 @@ def test_no_checkpoint_gives_clear_error(tmp_path):
 
 # -------------------------------------------------------------------------------- verify
 def test_verify_outputs_and_redecide_without_embedding(studio, monkeypatch):
-    result, decision, fig, facts = studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"),
-                                                 DEFAULT, 0.3)
+    result, decision, plot, facts = studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"),
+                                                  DEFAULT, 0.3)
     assert set(result) >= {"score", "same_speaker", "threshold", "clips", "warnings"}
     assert result["scale"] == studio.models.get(DEFAULT).scale and result["threshold"] == 0.3
     assert np.isfinite(result["score"]) and (result["scale"] != "cosine" or -1 <= result["score"] <= 1)
     assert views.SCALE_LABEL[result["scale"]] in decision
     assert result["same_speaker"] == (result["score"] >= 0.3)
     assert ("Same speaker" in decision) == result["same_speaker"]
-    assert fig.axes and "so0049_a.wav" in facts and "kHz" in facts
+    assert "<svg" in plot and f"this pair {result['score']:.2f}" in plot
+    assert "so0049_a.wav" in facts and "kHz" in facts
     c = result["clips"][0]
     assert c["sample_rate"] == 16000 and 0 < c["speech_fraction"] <= 1 and c["duration_s"] == 4.0
 
@@ -189,8 +190,9 @@ def test_verify_outputs_and_redecide_without_embedding(studio, monkeypatch):
 
     monkeypatch.setattr(studio.models.get(DEFAULT), "embed_batch", boom)
     for t, same in [(result["score"] - 0.01, True), (result["score"] + 0.01, False)]:
-        r2, d2, _, _ = studio.redecide(result, t)
+        r2, d2, p2, _ = studio.redecide(result, t)
         assert r2["same_speaker"] is same and r2["score"] == result["score"]
+        assert f"threshold {t:.2f}" in p2   # the plot's threshold line moves with it
         assert ("Same speaker" if same else "Different speakers") in d2
     assert studio.redecide(None, 0.5) == (gr.skip(),) * 4
 
@@ -286,11 +288,11 @@ def test_enroll_identify_delete_flow(studio, clips):
     res, *_, state = studio.enroll("Bob", refs("speechocean-9624")[:2], None, False, None, state)
     assert [r["name"] for r in studio.list_speakers(state)[0]] == ["Ada", "Bob"]
 
-    result, verdict, fig, query, state = studio.identify(refs("speechocean-9624")[2], None,
-                                                         -1e6, 5, state)
+    result, verdict, bars, query, state = studio.identify(refs("speechocean-9624")[2], None,
+                                                          -1e6, 5, state)
     assert [r["speaker"] for r in result["ranking"]][0] in ("Ada", "Bob")
     assert result["speaker"] == result["ranking"][0]["speaker"]  # a threshold below every score accepts
-    assert isinstance(query, Query) and fig.axes
+    assert isinstance(query, Query) and "Top 2 matches" in bars
     unknown, verdict, *_ = studio.identify(refs("speechocean-9624")[2], None, result["score"] + 0.01, 5, state)
     assert unknown["speaker"] is None and "Unknown speaker" in verdict
     assert unknown["score"] == unknown["ranking"][0]["score"] < unknown["threshold"]

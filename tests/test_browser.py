@@ -78,7 +78,7 @@ def test_verify_by_upload(page, shots):
     assert re.search(r"(cosine|AS-norm) score", page.locator("#verify-decision").inner_text())
     assert "so0049_b.wav" in page.locator("#verify-facts").inner_text()
     page.locator("#verify-facts table").wait_for()
-    page.locator("#verify-plot img").wait_for()
+    page.locator("#verify-plot svg").wait_for()
     page.screenshot(path=str(shots / "verify-result.png"), full_page=True)
 
     # moving the threshold re-decides from the same score
@@ -119,7 +119,7 @@ def test_cached_example(page):
     page.locator("#verify-facts", has_text="ls3240_a.wav").wait_for()
     assert re.search(r"Same speaker|Different speakers",
                      page.locator("#verify-decision .verdict").inner_text())
-    page.locator("#verify-plot img").wait_for()
+    page.locator("#verify-plot svg").wait_for()
     # the example's clips are now in the inputs
     page.locator("#verify-a [data-testid='upload-text']").wait_for(state="detached")
     # both LibriSpeech clips hold about 4 s of speech: read against the long calibration pairs, with each clip's
@@ -164,7 +164,8 @@ def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):
     verdict = page.locator("#identify-decision .verdict")
     verdict.wait_for()
     assert verdict.inner_text().strip()
-    page.locator("#identify-plot img").wait_for()
+    page.locator("#identify-plot .rank-row").first.wait_for()
+    assert "Ref 40" in page.locator("#identify-plot").inner_text()   # both speakers ranked
     page.screenshot(path=str(shots / "enroll-identify.png"), full_page=True)
 
     open_tab(page, "Voice map")  # opening the tab draws the map

@@ -1,3 +1,4 @@
+import re
 """What the app shows (speaker_core.views): HTML fragments, plots and the model card, from plain values."""
 from speaker_core import api, views
 from test_app_logic import _save, _untrained
@@ -32,9 +33,8 @@ def test_a_long_pair_is_read_against_the_long_calibration_pairs():
     # at threshold 1.5: 3 of 5 accepted, none rejected
     assert "<b>25%</b> of the same-speaker" in long and "<b>40.0%</b> of the different-speaker" in long
     assert "(1.50) accepts <b>60%</b> of those different-speaker pairs and rejects 0%" in long
-    title = views.score_plot(2.2, 1.5, cal, min_speech=6.0).axes[0].get_title(loc="left")
-    assert "≥ 3 s of speech" in title
-    assert "≥" not in views.score_plot(2.2, 1.5, cal, min_speech=1.0).axes[0].get_title(loc="left")
+    assert "≥ 3 s of speech" in _caption(views.score_plot(2.2, 1.5, cal, min_speech=6.0))
+    assert "≥" not in _caption(views.score_plot(2.2, 1.5, cal, min_speech=1.0))
     # a malformed entry or length falls back to the pooled trials instead of failing the request
     for bad_long, bad_len in ((dict(cal["long_pairs"], min_speech_s="x"), 6.0), ({"target_scores": "ab"}, 6.0),
                               (dict(cal["long_pairs"], nontarget_scores=[1.0, None]), 6.0),
@@ -50,21 +50,46 @@ def test_a_long_pair_is_read_against_the_long_calibration_pairs():
     assert views.decision_html(2.2, 1.5, True, old, min_speech=8.0) == views.decision_html(2.2, 1.5, True, old)
 
 
+def _caption(plot: str) -> str:
+    return re.search(r"<figcaption>(.*?)</figcaption>", plot)[1]
+
+
+def _line_x(plot: str, cls: str) -> float:
+    return float(re.search(rf'<line class="{cls}" x1="([-0-9.]+)"', plot)[1])
+
+
 def test_score_plot_without_calibration_says_so_and_keeps_the_score_in_view():
-    fig = views.score_plot(0.93, 0.3, None)
-    ax = fig.axes[0]
-    assert any("no calibration scores" in t.get_text() for t in ax.texts)
-    lo, hi = ax.get_xlim()
-    assert lo < 0.3 < 0.93 < hi <= 1.0
+    plot = views.score_plot(0.93, 0.3, None)
+    assert "no calibration scores" in plot and "same speaker" not in plot
+    # the plot spans x = 8..412 of a 420-wide view box; cosine ticks stay within [-1, 1], and none reads "-0"
+    assert 8 < _line_x(plot, "threshold") < _line_x(plot, "this-pair") < 412
+    ticks = [float(t) for t in re.findall(r'text-anchor="middle">([-0-9.e]+)</text>', plot)]
+    assert ticks and all(-1 <= t <= 1 for t in ticks) and ">-0<" not in plot
+    assert 'aria-label="This score against the model&#x27;s calibration trials: this pair scores 0.93, ' in plot
 
 
-def test_ranking_plot_shortens_long_names_and_handles_an_empty_gallery():
-    empty = views.ranking_plot([], 0.3)
-    assert any("empty" in t.get_text() for t in empty.axes[0].texts)
-    rank = [{"speaker": "x" * 60, "score": 0.8}, {"speaker": "Bo", "score": 0.1}]
-    ax = views.ranking_plot(rank, 0.3).axes[0]
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["x" * 19 + "…", "Bo"] and list(ax.get_yticks()) == [1, 0]   # the best match on top
+def test_score_plot_draws_both_distributions_with_the_pair_and_threshold_where_they_score():
+    cal = {"target_scores": [2.0, 3.0, 4.0, 5.0], "nontarget_scores": [-2.0, -1.0, 0.0, 1.0]}
+    plot = views.score_plot(-1.5, 1.5, cal, scale="as-norm")
+    assert plot.count("<polygon") == 2 and "AS-norm score" in plot
+    assert "different speakers" in plot and "this pair -1.50" in plot and "threshold 1.50" in plot
+    # positions follow the scale: the low score sits left of the threshold
+    assert _line_x(plot, "this-pair") < _line_x(plot, "threshold")
+    assert "4 same-speaker and 4 different-speaker scores" in plot
+
+
+def test_ranking_plot_escapes_and_keeps_long_names_and_handles_an_empty_gallery():
+    assert "empty" in views.ranking_plot([], 0.3)
+    rank = [{"speaker": "<b>x</b>" * 10, "score": 0.8}, {"speaker": "Bo", "score": 0.1}]
+    out = views.ranking_plot(rank, 0.3)
+    names = re.findall(r'<span class="rank-name" title="([^"]*)">([^<]*)</span>', out)
+    assert names == [("&lt;b&gt;x&lt;/b&gt;" * 10,) * 2, ("Bo", "Bo")]   # the best match on top, whole, escaped
+    assert "<b>x" not in out and "Top 2 matches" in out
+    # the first bar is the accepted match (green); a score under the threshold is grey
+    bars = re.findall(r'class="rank-bar" style="left:([0-9.]+)%;width:([0-9.]+)%;background:(#\w+)"', out)
+    assert bars[0][2] == views.GREEN and bars[1][2] == "#8c959f" and float(bars[0][1]) > float(bars[1][1])
+    thr = re.findall(r'class="rank-thr" style="left:([0-9.]+)%"', out)
+    assert len(set(thr)) == 1 and float(bars[1][1]) < float(thr[0]) < float(bars[0][1])
 
 
 def test_model_card_threshold_line_per_scale(tmp_path):

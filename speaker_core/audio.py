@@ -187,7 +187,15 @@ def to_mono_16k(data, sample_rate: int) -> np.ndarray:
         raise EmptyAudioError("The audio holds no samples.")
     if x.ndim == 2:
         # Accept (N, C) as soundfile gives and (C, N) as torchaudio gives: channels are the short axis.
-        x = x.mean(axis=1 if x.shape[1] <= x.shape[0] else 0, dtype=np.float32)
+        ch = x.T if x.shape[1] <= x.shape[0] else x                                   # (C, N)
+        mix = ch.mean(axis=0, dtype=np.float32)
+        power = np.square(ch, dtype=np.float64).mean(axis=1)                          # (C,)
+        # Channels in opposite phase (a miswired microphone, some phone recorders) cancel in the mix, and the
+        # clip would be refused as silent: when the mix keeps under a tenth of the loudest channel's power,
+        # take that channel instead.
+        if np.square(mix, dtype=np.float64).mean() < 0.1 * power.max():
+            mix = np.ascontiguousarray(ch[int(np.argmax(power))], dtype=np.float32)
+        x = mix
     elif x.ndim != 1:
         raise AudioError(f"Expected a 1-D or 2-D waveform, got shape {tuple(x.shape)}.")
     if x.size == 0:

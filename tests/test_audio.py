@@ -262,3 +262,14 @@ def test_frame_db_matches_the_definition(n):
     assert got.shape == (frames,) and np.allclose(got, expect, atol=1e-9, rtol=0)
     if n >= 1200:
         assert got[0] == -200.0
+
+
+def test_channels_in_opposite_phase_are_not_mixed_into_silence():
+    t = np.arange(16000) / 16000
+    voice = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    out = audio.to_mono_16k(np.stack([voice, -voice], 1), 16000)            # (N, C) as soundfile gives
+    assert np.allclose(out, voice)
+    assert np.allclose(audio.to_mono_16k(np.stack([-voice, voice]), 16000), -voice)   # (C, N): the first of equals
+    # an ordinary stereo clip is still the mean of its channels, and a one-sided one halves
+    assert np.allclose(audio.to_mono_16k(np.stack([voice, voice], 1), 16000), voice)
+    assert np.allclose(audio.to_mono_16k(np.stack([voice, 0 * voice], 1), 16000), voice / 2)

@@ -123,6 +123,11 @@ scores above the threshold, the answer is *unknown speaker* (open-set rejection)
 speakers with 3-clip voiceprints and galleries of 3 to 5 people, the default threshold identified
 89 % of enrolled speakers' clips and took 20 % of unknown speakers' clips for someone enrolled:
 raise it when a stranger must not pass as an enrolled speaker.
+
+**Enrollment** checks that the clips agree: each new clip is scored against the speaker's other
+clips, and one that scores under the threshold is flagged (it is still added), since another
+person's clip would pull the voiceprint away. On held-out speakers enrolled from 3 clips, the
+default model flagged 6 % of their own clips and 87 % of clips of another person of the same corpus.
 """
 
 PRIVACY = """

@@ -41,7 +41,7 @@ from .audio import AudioError, Clip, frame_db, load_clip
 from .checkpoint import CheckpointError
 from .model import config_to_dict
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
-from .scoring import DEFAULT_THRESHOLD
+from .scoring import DEFAULT_THRESHOLD, l2_normalize
 from .views import (decision_html, empty_html, facts_html, failed_html, gallery_html, model_card_markdown,
                     ranking_plot, score_plot, voiceprint_html)
 
@@ -335,6 +335,23 @@ def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS, edges: dict | No
             w.append(f"{lead:.1f} s of silence before the words and {tail:.1f} s after: silence shifts the score, "
                      "so trim it, or start speaking right after pressing record")
     return w
+
+
+def enrollment_consistency(model: Recognizer, new, stored=()) -> list[float | None]:
+    """Each new clip's score against the voiceprint of every other clip of the speaker (the stored ones and the
+    other new ones), on the model's scale; None when it is the only clip. A clip that scores under the threshold
+    against the rest is likely another person or a poor recording, and would pull the voiceprint away."""
+    clips = [np.asarray(e, dtype=np.float64) for e in new]
+    rest_stored = [np.asarray(e, dtype=np.float64) for e in stored]
+    out: list[float | None] = []
+    for i, e in enumerate(clips):
+        others = rest_stored + clips[:i] + clips[i + 1:]
+        if not others:
+            out.append(None)
+            continue
+        voiceprint = l2_normalize(np.mean([l2_normalize(x) for x in others], axis=0))
+        out.append(float(model.compare_many(e, voiceprint[None])[0]))
+    return out
 
 
 def clip_facts(clip: Clip, label: str, max_seconds: float = MAX_SECONDS, edges: dict | None = None) -> dict:
@@ -668,6 +685,18 @@ class Studio:
         if not keep:
             raise UserError(f"Every clip is already in {name}'s voiceprint: nothing was added.")
         embs, durations, n = [embs[i] for i in keep], [durations[i] for i in keep], len(keep)
+        consistency = enrollment_consistency(model, embs, stored)
+        threshold = float(model.threshold)
+        low = [(i, s) for i, s in zip(keep, consistency) if s is not None and s < threshold]
+        if len(low) == 2 and n == 2 and not len(stored):   # two clips that disagree: one note, not two
+            notes.append(f"{labels[low[0][0]]} and {labels[low[1][0]]} score {low[0][1]:.2f} against each other, "
+                         f"under the threshold {threshold:.2f}: they may be two people, or one is a poor "
+                         f"recording. Both were added; if one is not {name}, delete {name} and enroll again.")
+        else:
+            others = f"the clip already in {name}'s voiceprint" if n + len(stored) == 2 else f"{name}'s other clips"
+            notes += [f"{labels[i]}: scores {s:.2f} against {others}, under the threshold {threshold:.2f}. It may be "
+                      f"another person or a poor recording; it was added, so if it is not {name}, delete {name} "
+                      "and enroll again without it." for i, s in low]
         progress((len(items), len(items)), desc="Saving voiceprint")
         if exists:
             row = gallery.add_clips(name, np.stack(embs), model_id, durations)
@@ -678,7 +707,9 @@ class Studio:
         for note in notes:
             warn(note)
         result = {"speaker": row.name, "clips": row.clips, "added": n, "model": model_id,
-                  "created": row.created, "warnings": notes}
+                  "created": row.created, "warnings": notes,
+                  "consistency": [{"clip": labels[i], "score": None if s is None else round(s, 4)}
+                                  for i, s in zip(keep, consistency)], "threshold": round(threshold, 4)}
         status = (f"<div class='status ok'>✔ {verb} <b>{display_name(row.name)}</b> "
                   f"({row.clips} clip{'s' if row.clips != 1 else ''} in the voiceprint)</div>")
         if notes:

@@ -325,6 +325,28 @@ def test_identify_finds_the_right_speaker(studio):
         assert has_prints
 
 
+@needs_trained
+def test_enrollment_flags_a_clip_that_does_not_match_the_others(studio):
+    state = None
+    # one speaker's clips agree: no note
+    res, _, status, state = studio.enroll("Consistent", refs("speechocean-9624")[:3], None, False, None, state)
+    assert len(res["consistency"]) == 3 and all(c["score"] >= res["threshold"] for c in res["consistency"])
+    assert "under the threshold" not in status
+    # another person's clip added later scores low against the stored ones, is kept, and the note says so
+    res, _, status, state = studio.enroll("Consistent", [refs("librispeech-1578")[0]], None, True, None, state)
+    assert res["clips"] == 4 and res["consistency"][0]["score"] < res["threshold"]
+    assert "against Consistent&#x27;s other clips, under the threshold" in status or \
+        "against Consistent's other clips, under the threshold" in status
+    # two clips of two people: one note about the pair
+    res, _, status, state = studio.enroll("Pair", [refs("speechocean-9624")[0], refs("librispeech-1578")[0]],
+                                          None, False, None, state)
+    low = [w for w in res["warnings"] if "under the threshold" in w]
+    assert len(low) == 1 and "against each other" in low[0]
+    # a single clip has nothing to be compared with
+    res, *_ = studio.enroll("Single", refs("cv-tw-a84d1065")[:1], None, False, None, state)
+    assert res["consistency"] == [{"clip": res["consistency"][0]["clip"], "score": None}]
+
+
 @pytest.mark.parametrize("name, message", [
     ("", "Enter a speaker name"), ("   ", "Enter a speaker name"), (None, "Enter a speaker name"),
     ("x" * 65, "too long"), ("bad\x00name", "control"), ("rtl\u202eevil", "control")])

@@ -255,13 +255,18 @@ def build_demo(studio: Studio) -> gr.Blocks:
                 g_table = gr.HTML(empty_html("No speakers enrolled yet."), label="gallery",
                                   elem_id="gallery-table")
                 g_status = gr.HTML(label="status", elem_id="gallery-status")
-                with gr.Accordion("Manage the gallery: delete, clear, export, import",
+                with gr.Accordion("Manage the gallery: rename, delete, clear, export, import",
                                   open=False):
                     with gr.Row():
                         with gr.Column(min_width=260):
-                            g_delete_name = gr.Dropdown([], label="Delete one speaker",
-                                                        allow_custom_value=True, interactive=True)
-                            delete_btn = gr.Button("Delete speaker", variant="stop")
+                            g_speaker = gr.Dropdown([], label="Speaker to rename or delete",
+                                                    allow_custom_value=True, interactive=True,
+                                                    elem_id="gallery-speaker")
+                            g_new_name = gr.Textbox(label="New name", placeholder="e.g. Ada Lovelace",
+                                                    elem_id="gallery-new-name")
+                            with gr.Row():
+                                rename_btn = gr.Button("Rename", elem_id="gallery-rename-btn")
+                                delete_btn = gr.Button("Delete speaker", variant="stop")
                         with gr.Column(min_width=260):
                             g_confirm = gr.Checkbox(label="Yes, delete every speaker", value=False,
                                                     elem_id="gallery-confirm")
@@ -306,7 +311,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
                             "`assets/ATTRIBUTION.md`.")
 
         # ---------------------------------------------------------------- events
-        gallery_out = [g_table, g_delete_name, gallery_state]
+        gallery_out = [g_table, g_speaker, gallery_state]
         refresh = dict(fn=studio.show_gallery, inputs=[gallery_state], outputs=gallery_out,
                        api_visibility="private", show_progress="hidden")
         demo.load(**refresh)
@@ -346,10 +351,16 @@ def build_demo(studio: Studio) -> gr.Blocks:
                            api_name="identify", concurrency_id="model", show_progress_on=[i_decision]
                            ).failure(studio.identify_failed, None, [i_json, i_decision, i_plot],
                                      api_visibility="private", show_progress="hidden")
-        deleted = delete_btn.click(studio.delete_speaker, [g_delete_name, gallery_state],
+        deleted = delete_btn.click(studio.delete_speaker, [g_speaker, gallery_state],
                                    [g_status, g_table, gallery_state], api_name="delete_speaker",
                                    show_progress_on=[g_status])
         deleted.then(**refresh)
+        renamed = rename_btn.click(studio.rename_speaker, [g_speaker, g_new_name, gallery_state],
+                                   [g_status, g_table, gallery_state], api_name="rename_speaker",
+                                   show_progress_on=[g_status])
+        renamed.then(**refresh)
+        renamed.success(lambda: gr.update(value=""), None, g_new_name, api_visibility="private",
+                        show_progress="hidden")
         cleared = clear_btn.click(studio.clear_gallery, [g_confirm, gallery_state],
                                   [g_status, g_table, gallery_state], api_name="clear_gallery",
                                   show_progress_on=[g_status])
@@ -364,7 +375,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                     [g_status, g_table, gallery_state], api_name="import_gallery",
                                     show_progress_on=[g_status])
         imported.then(**refresh)
-        for event in (deleted, cleared, imported):   # an old "done" must not stand beside a refusal
+        for event in (deleted, renamed, cleared, imported):   # an old "done" must not stand beside a refusal
             event.failure(studio.gallery_unchanged, None, g_status, api_visibility="private",
                           show_progress="hidden")
         imported.success(studio.imported_inputs_cleared, None, [g_import, g_replace], api_visibility="private",

@@ -761,6 +761,7 @@ class Studio:
 
     # -- gallery management --------------------------------------------------------------
     def show_gallery(self, gallery_state=None):
+        """Returns (gallery HTML, speaker chooser update, gallery state)."""
         gallery = self.gallery(gallery_state)
         names = [r.name for r in gallery.speakers()]
         return gallery_html(gallery), gr.update(choices=names, value=None), \
@@ -785,6 +786,16 @@ class Studio:
             raise UserError(f"No speaker named '{name}' is enrolled.")
         return (f"<div class='status ok'>Deleted <b>{display_name(name)}</b> and all their clips.</div>",
                 gallery_html(gallery), self.session_state(gallery))
+
+    @user_errors
+    def rename_speaker(self, name, new_name, gallery_state=None):
+        """Returns (status HTML, gallery HTML, gallery state)."""
+        gallery = self.gallery(gallery_state)
+        if not name:
+            raise UserError("Choose a speaker to rename.")
+        row = gallery.rename(name, "" if new_name is None else new_name)
+        return (f"<div class='status ok'>Renamed <b>{display_name(normalize_name(name))}</b> to "
+                f"<b>{display_name(row.name)}</b>.</div>", gallery_html(gallery), self.session_state(gallery))
 
     @user_errors
     def clear_gallery(self, confirm: bool = False, gallery_state=None):

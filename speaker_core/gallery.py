@@ -359,6 +359,20 @@ class Gallery:
                       (_blob(_voiceprint(allclips)), now, sid))
         return self._row(name)
 
+    def rename(self, name, new_name) -> SpeakerRow:
+        """Give an enrolled speaker another name; the clips and voiceprint stay. A change of case only is allowed."""
+        name, new_name = normalize_name(name), normalize_name(new_name)
+        with self._tx() as c:
+            row = c.execute("SELECT id, name FROM speakers WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise GalleryError(f"No speaker named '{name}' is enrolled.")
+            other = c.execute("SELECT id FROM speakers WHERE name = ?", (new_name,)).fetchone()
+            if other is not None and other[0] != row[0]:
+                raise GalleryError(f"A speaker named '{new_name}' is already enrolled; choose another name, "
+                                   "or delete that speaker first.")
+            c.execute("UPDATE speakers SET name = ?, updated = ? WHERE id = ?", (new_name, _now(), row[0]))
+        return self._row(new_name)
+
     def delete(self, name) -> bool:
         """Delete a speaker and all their clips. Returns False if not enrolled."""
         name = normalize_name(name)

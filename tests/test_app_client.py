@@ -20,7 +20,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from test_app_logic import DEFAULT, EX, REF, make_checkpoint_dir, needs_trained  # noqa: E402
 
-PUBLIC = {"/verify", "/enroll", "/identify", "/voice_map", "/delete_speaker", "/clear_gallery",
+PUBLIC = {"/verify", "/enroll", "/identify", "/voice_map", "/delete_speaker", "/rename_speaker", "/clear_gallery",
           "/export_gallery", "/import_gallery"}
 
 
@@ -205,6 +205,11 @@ def test_enroll_identify_map_export_import(server):
         other.predict(handle_file(str(evil)), True, api_name="/import_gallery")
     assert other.predict(api_name="/export_gallery")[0]
 
+    status, table = c.predict("Bo", "Bea", api_name="/rename_speaker")
+    assert "Renamed" in status and "Bea" in table
+    with pytest.raises(AppError, match="No speaker named"):
+        c.predict("Bo", "Cy", api_name="/rename_speaker")
+    status, table = c.predict("Bea", "Bo", api_name="/rename_speaker")
     status, table = c.predict("Bo", api_name="/delete_speaker")
     assert "Deleted" in status and "Bo" not in table
     with pytest.raises(AppError, match="Tick"):

@@ -297,6 +297,13 @@ def test_enroll_identify_delete_flow(studio, clips):
     assert unknown["speaker"] is None and "Unknown speaker" in verdict
     assert unknown["score"] == unknown["ranking"][0]["score"] < unknown["threshold"]
 
+    status, table, state = studio.rename_speaker("bob", "<i>Bobby</i>", state)
+    assert "Renamed <b>bob</b> to <b>&lt;i&gt;Bobby&lt;/i&gt;</b>" in status and "&lt;i&gt;Bobby" in table
+    with pytest.raises(gr.Error, match="already enrolled"):
+        studio.rename_speaker("<i>Bobby</i>", "ADA", state)
+    with pytest.raises(gr.Error, match="Choose a speaker"):
+        studio.rename_speaker(None, "X", state)
+    studio.rename_speaker("<i>Bobby</i>", "Bob", state)
     status, table, state = studio.delete_speaker("bob", state)
     assert "Deleted" in status and "Bob" not in table
     with pytest.raises(gr.Error, match="No speaker named"):

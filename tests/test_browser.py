@@ -259,6 +259,16 @@ def test_gallery_export_clear_import(page, tmp_path):
     page.wait_for_function("() => !document.querySelector('#gallery-replace input[type=checkbox]').checked")
     page.locator("#gallery-import [data-testid='upload-text']").wait_for()
 
+    # rename: pick the speaker, type the new name; the table and the chooser follow, the name box empties
+    page.locator("#gallery-speaker input").click()
+    page.get_by_role("option", name="Keep Me").click()
+    page.fill("#gallery-new-name textarea, #gallery-new-name input", "Kept <b>Me</b>")
+    page.click("#gallery-rename-btn")
+    page.locator("#gallery-table td.spk", has_text="Kept <b>Me</b>").wait_for()   # shown as text, escaped
+    page.locator("#gallery-status .status", has_text="Renamed").wait_for()
+    page.wait_for_function("() => document.querySelector('#gallery-new-name textarea, #gallery-new-name input')"
+                           ".value === ''")
+
 
 def test_about_and_phone_width(page, shots):
     open_tab(page, "About")

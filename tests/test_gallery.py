@@ -123,6 +123,24 @@ def test_delete_and_clear(g):
     assert speakers_table(g.speakers())[0][:2] == ["D", 3]
 
 
+def test_rename_keeps_the_clips_and_refuses_a_taken_name(g):
+    g.enroll("Ada", voice(40)[1], "m1")
+    g.enroll("Bo", voice(41)[1], "m1")
+    before = g.voiceprints()[1][0].copy()
+    row = g.rename("ada", "  Ada Lovelace ")
+    assert row.name == "Ada Lovelace" and row.clips == 3
+    names, prints = g.voiceprints()
+    assert names == ["Ada Lovelace", "Bo"] and np.array_equal(prints[0], before)
+    assert g.rename("bo", "BO").name == "BO"                       # a change of case only
+    with pytest.raises(GalleryError, match="already enrolled"):
+        g.rename("BO", "ada lovelace")
+    with pytest.raises(GalleryError, match="No speaker named"):
+        g.rename("Cy", "Dee")
+    with pytest.raises(GalleryError):
+        g.rename("BO", "<b>\x00</b>")                              # the name rules apply to the new name
+    assert [r.name for r in g.speakers()] == ["Ada Lovelace", "BO"]
+
+
 def test_export_import_roundtrip(g):
     for i, n in enumerate(["Ann", "<b>Ben</b>", "Çağla"]):
         g.enroll(n, voice(40 + i)[1], "m1", durations=[1.5, 2.0, None])

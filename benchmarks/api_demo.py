@@ -109,7 +109,9 @@ def main() -> None:
     for name, spk in zip(names, ENROLL_SPEAKERS):
         clips = [handle_file(f) for f in files_of(pool, spk)[:3]]
         r = c.predict(name, clips, None, False, *model, api_name="/enroll")[0]
-        print(f"enrolled {r['speaker']!r} from {r['clips']} clips")
+        agree = ", ".join(f"{x['score']:.2f}" for x in r.get("consistency", []) if x["score"] is not None)
+        print(f"enrolled {r['speaker']!r} from {r['clips']} clips (each against the other two: {agree})"
+              + "".join(f"\n    note: {w}" for w in r.get("warnings", [])))
     hits = 0
     for name, spk in zip(names, ENROLL_SPEAKERS):
         r = c.predict(handle_file(files_of(pool, spk)[3]), *model, api_name="/identify")[0]

@@ -14,7 +14,7 @@ import torch
 from .audio import DETECTORS, SAMPLE_RATE, Clip, canonical_edges, load_clip, windows
 from .checkpoint import FUSION_FORMAT, CheckpointError, load_checkpoint, model_from_payload, read_payload
 from .model import SpeakerModel
-from .scoring import DEFAULT_THRESHOLD, ScoreNorm, cosine, score_norm_of
+from .scoring import ScoreNorm, cosine, score_norm_of, threshold_of
 
 CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
 # ECAPA-small, not SpeakerNet-M: trained on the same data it learns much faster on a CPU, and the shipped one
@@ -116,6 +116,7 @@ class Recognizer:
         self.name = name or net.config.name
         self.autocast = False  # opt-in fp16/bf16 on CUDA; the features and SE always stay fp32
         try:
+            self._threshold = threshold_of(self.meta)
             self.norm: ScoreNorm | None = score_norm_of(self.meta, self.emb_dim)
             self.window = window_of(self.meta)
             self.edges = edges_of(self.meta)
@@ -146,8 +147,7 @@ class Recognizer:
     @property
     def threshold(self) -> float:
         """Calibrated threshold (dev-set EER point, on `scale`) when the checkpoint has one, else DEFAULT_THRESHOLD."""
-        cal = self.meta.get("calibration") or {}
-        return float(cal.get("threshold", DEFAULT_THRESHOLD))
+        return self._threshold
 
     def _forward(self, waves: list[np.ndarray]) -> torch.Tensor:
         lengths = torch.tensor([w.size for w in waves], dtype=torch.long)

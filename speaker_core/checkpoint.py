@@ -58,7 +58,11 @@ def build_model(cfg: ModelConfig, state: dict, labels=(), meta=None) -> SpeakerM
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     if cfg.decoder.num_classes == 0:
         state = {k: v for k, v in state.items() if not k.startswith("decoder.final.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:   # a tensor of the wrong shape: name the first one, not a torch traceback
+        detail = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
+        raise CheckpointError(f"Checkpoint weights do not fit its config: {detail[:300]}") from None
     if missing or unexpected:
         raise CheckpointError(
             f"Checkpoint weights do not match its config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"

@@ -14,6 +14,8 @@ Two scales, chosen by the checkpoint:
 """
 from __future__ import annotations
 
+import math
+
 from typing import Optional, Tuple
 
 import numpy as np
@@ -119,6 +121,23 @@ class ScoreNorm:
 def scale_of(meta: dict) -> str:
     """The score scale a checkpoint's calibration is on (old checkpoints: cosine)."""
     return str((meta.get("calibration") or {}).get("scale", "cosine"))
+
+
+def threshold_of(meta: dict) -> float:
+    """The checkpoint's calibrated threshold, DEFAULT_THRESHOLD when it has none; ValueError when it is malformed.
+
+    >>> threshold_of({"calibration": {"threshold": 1.5}}), threshold_of({})
+    (1.5, 0.4)
+    """
+    cal = meta.get("calibration")
+    if cal is None:
+        return DEFAULT_THRESHOLD
+    if not isinstance(cal, dict):
+        raise ValueError("malformed calibration (not a mapping).")
+    t = cal.get("threshold", DEFAULT_THRESHOLD)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        raise ValueError(f"malformed calibration (the threshold {str(t)[:40]!r} is not a finite number).")
+    return float(t)
 
 
 def score_norm_of(meta: dict, dim: int) -> "ScoreNorm | None":

@@ -86,6 +86,27 @@ def test_wrong_format_and_mismatched_weights(tmp_path):
         load_checkpoint(tmp_path / "b.pt")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+    # a tensor of the wrong shape: a clear message that names it, not a torch RuntimeError
+    payload = torch.load(_saved(tmp_path / "c.pt"), weights_only=True)
+    payload["state_dict"]["decoder.layers.0.fc.weight"] = torch.zeros(3)
+    torch.save(payload, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="do not fit its config: size mismatch for decoder.layers.0.fc.weight"):
+        load_checkpoint(tmp_path / "c.pt")
+
+
+def _saved(path):
+    save_checkpoint(path, make_model())
+    return path
+
+
+@pytest.mark.parametrize("cal", [{"threshold": "abc"}, {"threshold": float("nan")}, {"threshold": True}, [0.3]])
+def test_malformed_calibration_is_refused_at_load(tmp_path, cal):
+    from speaker_core.api import Recognizer
+
+    m = make_model()
+    m.meta = {"calibration": cal}
+    with pytest.raises(CheckpointError, match="malformed calibration"):
+        Recognizer(m, device="cpu", name="bad")
 
 
 def nemo_tar(path, members):

@@ -116,7 +116,7 @@ class Recognizer:
         self.name = name or net.config.name
         self.autocast = False  # opt-in fp16/bf16 on CUDA; the features and SE always stay fp32
         try:
-            self._threshold = threshold_of(self.meta)
+            threshold_of(self.meta)   # a malformed calibration is refused here, not at the first request
             self.norm: ScoreNorm | None = score_norm_of(self.meta, self.emb_dim)
             self.window = window_of(self.meta)
             self.edges = edges_of(self.meta)
@@ -147,7 +147,7 @@ class Recognizer:
     @property
     def threshold(self) -> float:
         """Calibrated threshold (dev-set EER point, on `scale`) when the checkpoint has one, else DEFAULT_THRESHOLD."""
-        return self._threshold
+        return threshold_of(self.meta)
 
     def _forward(self, waves: list[np.ndarray]) -> torch.Tensor:
         lengths = torch.tensor([w.size for w in waves], dtype=torch.long)

@@ -30,7 +30,7 @@ import torch
 from .api import Recognizer, load_model
 from .audio import speech_seconds
 from .checkpoint import FUSION_FORMAT, CheckpointError, model_from_payload, read_payload
-from .scoring import ScoreNorm, score_norm_of
+from .scoring import ScoreNorm, score_norm_of, threshold_of
 
 
 def file_sha256(path) -> str:
@@ -52,6 +52,7 @@ class FusedRecognizer(Recognizer):
         self.autocast = False
         self.window, self.edges = None, None   # each member applies its own
         try:
+            threshold_of(self._meta)
             self.norm = score_norm_of(self._meta, self.emb_dim)
         except ValueError as e:
             raise CheckpointError(f"{name}: {e}") from None

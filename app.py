@@ -115,7 +115,8 @@ it rejected 13.7 % of same-speaker pairs (14.0 % without the silence).
 calibrated mostly on 1-2 s clips. On held-out pairs whose clips both hold 3 s of speech or more, the
 default ecapa-small accepted 19 % of the different-speaker pairs (12 % over all pairs). For such a pair
 the result reads the score against those long pairs and says what the threshold does there; raise the
-threshold for a stricter decision. The model card below shows the errors by length.
+threshold for a stricter decision: the result says where a threshold would let 5 % of those
+different-speaker pairs pass. The model card below shows the errors by length.
 
 **Identification** compares a clip with each enrolled speaker's *voiceprint*: the normalised mean
 of the embeddings of their enrollment clips (more clips, steadier voiceprint). If no voiceprint

@@ -67,7 +67,22 @@ def _long_pairs_html(long: dict, tgt, non, score: float, threshold: float) -> st
             f"different-speaker), <b>{below_t:.0%}</b> of the same-speaker pairs scored lower than {score:.2f} and "
             f"<b>{above_n:.1%}</b> of the different-speaker pairs scored {score:.2f} or higher. This threshold "
             f"({threshold:.2f}) accepts <b>{fa:.0%}</b> of those different-speaker pairs and rejects {fr:.0%} of the "
-            "same-speaker ones: raise it for a stricter decision on long recordings.</p>")
+            "same-speaker ones: raise it for a stricter decision on long recordings" + _stricter(tgt, non, threshold)
+            + ".</p>")
+
+
+def _stricter(tgt, non, threshold: float, accept: float = 0.05) -> str:
+    """Where the threshold would let ``accept`` of these different-speaker pairs pass, when that is higher than
+    now, and what it would cost in same-speaker pairs (read on the same few pairs: a guide, not a calibration)."""
+    t_, n_ = np.asarray(tgt, dtype=np.float64), np.sort(np.asarray(non, dtype=np.float64))
+    if not t_.size or not n_.size:
+        return ""
+    # the lowest two-decimal value above all but `accept` of the different-speaker scores
+    t = np.ceil(n_[max(0, int(np.ceil((1 - accept) * n_.size)) - 1)] * 100 + 1e-9) / 100
+    if t <= threshold:
+        return ""
+    return (f" (at {t:.2f}, {np.mean(n_ >= t):.0%} of those different-speaker pairs would pass and "
+            f"{np.mean(t_ < t):.0%} of the same-speaker ones would be rejected)")
 
 
 SCALE_LABEL = {"cosine": "cosine score", "as-norm": "AS-norm score"}

@@ -1,5 +1,6 @@
-import re
 """What the app shows (speaker_core.views): HTML fragments, plots and the model card, from plain values."""
+import re
+
 from speaker_core import api, views
 from test_app_logic import _save, _untrained
 
@@ -33,6 +34,10 @@ def test_a_long_pair_is_read_against_the_long_calibration_pairs():
     # at threshold 1.5: 3 of 5 accepted, none rejected
     assert "<b>25%</b> of the same-speaker" in long and "<b>40.0%</b> of the different-speaker" in long
     assert "(1.50) accepts <b>60%</b> of those different-speaker pairs and rejects 0%" in long
+    # where a stricter threshold would stand on those pairs (above all but 5 % of their different-speaker scores)
+    assert ("(at 3.01, 0% of those different-speaker pairs would pass and 50% of the same-speaker ones would be "
+            "rejected)") in long
+    assert "(at " not in views.decision_html(3.5, 3.2, True, cal, min_speech=3.0)   # already that strict
     assert "≥ 3 s of speech" in _caption(views.score_plot(2.2, 1.5, cal, min_speech=6.0))
     assert "≥" not in _caption(views.score_plot(2.2, 1.5, cal, min_speech=1.0))
     # a malformed entry or length falls back to the pooled trials instead of failing the request

@@ -71,7 +71,8 @@ def _long_pairs_html(long: dict, tgt, non, score: float, threshold: float) -> st
             + ".</p>")
 
 
-def _stricter(tgt, non, threshold: float, accept: float = 0.05) -> str:
+def _stricter(tgt, non, threshold: float, accept: float = 0.05, others: str = "those different-speaker pairs",
+              own: str = "the same-speaker ones") -> str:
     """Where the threshold would let ``accept`` of these different-speaker pairs pass, when that is higher than
     now, and what it would cost in same-speaker pairs (read on the same few pairs: a guide, not a calibration)."""
     t_, n_ = np.asarray(tgt, dtype=np.float64), np.sort(np.asarray(non, dtype=np.float64))
@@ -81,8 +82,8 @@ def _stricter(tgt, non, threshold: float, accept: float = 0.05) -> str:
     t = np.ceil(n_[max(0, int(np.ceil((1 - accept) * n_.size)) - 1)] * 100 + 1e-9) / 100
     if t <= threshold:
         return ""
-    return (f" (at {t:.2f}, {np.mean(n_ >= t):.0%} of those different-speaker pairs would pass and "
-            f"{np.mean(t_ < t):.0%} of the same-speaker ones would be rejected)")
+    return (f" (at {t:.2f}, {np.mean(n_ >= t):.0%} of {others} would pass and "
+            f"{np.mean(t_ < t):.0%} of {own} would be rejected)")
 
 
 SCALE_LABEL = {"cosine": "cosine score", "as-norm": "AS-norm score"}
@@ -126,7 +127,9 @@ def voiceprint_html(cal: dict | None, score: float, threshold: float) -> str:
             f"<b>{below_t:.0%}</b> of their own clips scored lower than {score:.2f}, and <b>{above_n:.1%}</b> of "
             f"other people's clips scored {score:.2f} or higher ({n_t:,} and {n_n:,} comparisons). This "
             f"threshold lets <b>{passing:.0%}</b> of other people's clips pass a voiceprint: raise it when a "
-            "stranger must not pass as someone enrolled.</p>")
+            "stranger must not pass as someone enrolled"
+            + _stricter(tgt, non, threshold, others="other people's clips", own="enrolled speakers' own clips")
+            + ".</p>")
 
 
 def empty_html(message: str) -> str:

@@ -177,6 +177,8 @@ def test_an_identify_score_is_read_against_voiceprint_trials():
     assert "Against 3-clip voiceprints" in out and "<b>50%</b> of their own clips" in out
     assert "<b>40.0%</b> of other people's clips scored 2.20 or higher (4 and 5 comparisons)" in out
     assert "lets <b>40%</b> of other people's clips pass" in out
+    # a stricter threshold above all but 5 % of the other clips: 3.01; it rejects 3 of the 4 own clips
+    assert "(at 3.01, 0% of other people's clips would pass and 75% of enrolled speakers' own clips" in out
     sampled = {"voiceprints": {**cal["voiceprints"], "n_target": 337, "n_nontarget": 3268}}
     assert "(337 and 3,268 comparisons)" in views.voiceprint_html(sampled, 2.2, 1.5)
     for bad in (None, {}, {"voiceprints": "x"}, {"voiceprints": {"target_scores": [1.0]}},

@@ -13,7 +13,8 @@ import os
 
 import gradio as gr
 
-from speaker_core.app_logic import EXAMPLES_DIR, MAX_UPLOAD_MB, TOP_K, Settings, Studio, example_paths
+from speaker_core import app_logic, views
+from speaker_core.app_logic import EXAMPLES_DIR, MAX_UPLOAD_MB, TOP_K, Settings, Studio, example_paths, source_digest
 from speaker_core.views import empty_html
 
 TITLE = "Speaker Recognition Studio"
@@ -116,7 +117,8 @@ calibrated mostly on 1-2 s clips. On held-out pairs whose clips both hold 3 s of
 default ecapa-small accepted 19 % of the different-speaker pairs (12 % over all pairs). For such a pair
 the result reads the score against those long pairs and says what the threshold does there; raise the
 threshold for a stricter decision: the result says where a threshold would let 5 % of those
-different-speaker pairs pass. The model card below shows the errors by length.
+different-speaker pairs pass, and a button puts it on the slider. The model card below shows the errors
+by length.
 
 **Identification** compares a clip with each enrolled speaker's *voiceprint*: the normalised mean
 of the embeddings of their enrollment clips (more clips, steadier voiceprint). If no voiceprint
@@ -211,6 +213,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                                  "Moving it re-decides at once.", **thr)
                     verify_btn = gr.Button("Verify", variant="primary", scale=1, elem_id="verify-btn")
                 v_decision.render()
+                v_stricter = gr.Button("Use the stricter threshold for long recordings", visible=False,
+                                       size="sm", elem_id="verify-stricter")
                 v_facts.render()
                 v_plot.render()
                 with gr.Accordion("Result as JSON", open=False):
@@ -336,6 +340,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                            [v_json, v_decision, v_plot, v_facts], api_visibility="private",
                            show_progress="hidden", trigger_mode="always_last")
 
+        v_json.change(studio.stricter_button, v_json, v_stricter, api_visibility="private", show_progress="hidden")
+        v_stricter.click(studio.apply_stricter, v_json, v_threshold, api_visibility="private", show_progress="hidden")
         for result, plot in ((v_json, v_plot), (i_json, i_plot)):
             result.change(studio.result_plot_visibility, result, plot, api_visibility="private",
                           show_progress="hidden")
@@ -398,10 +404,11 @@ def launch_kwargs() -> dict:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     studio = Studio(Settings.from_env())
-    if studio.default_model():  # cached example results belong to one checkpoint's weights
+    if studio.default_model():  # cached example results belong to one checkpoint's weights and one app version
         model_id = studio.models.model_id(None).replace("@", "-")
+        code = source_digest(__file__, views.__file__, app_logic.__file__)
         os.environ.setdefault("GRADIO_EXAMPLES_CACHE",
-                              os.path.join(".gradio", "cached_examples", model_id))
+                              os.path.join(".gradio", "cached_examples", f"{model_id}-{code}"))
     studio.warm_up(background=True)
     try:
         build_demo(studio).launch(**launch_kwargs())

@@ -41,9 +41,9 @@ from .audio import AudioError, Clip, frame_db, load_clip
 from .checkpoint import CheckpointError
 from .model import config_to_dict
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
-from .scoring import DEFAULT_THRESHOLD, l2_normalize
+from .scoring import DEFAULT_THRESHOLD, calibration_samples, l2_normalize
 from .views import (decision_html, empty_html, facts_html, failed_html, gallery_html, model_card_markdown,
-                    ranking_plot, score_plot, voiceprint_html)
+                    ranking_plot, score_plot, stricter_threshold, voiceprint_html)
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,15 @@ class Settings:
 # ----------------------------------------------------------------------------------------
 # models
 # ----------------------------------------------------------------------------------------
+
+
+def source_digest(*paths) -> str:
+    """10 hex digits of a hash over these source files: the example cache is keyed by it as well as by the model,
+    so results cached by an older version of the app (another output layout) are never shown by a newer one."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()[:10]
 
 
 def embedding_digest(model: Recognizer) -> str:
@@ -599,9 +608,27 @@ class Studio:
                   "threshold": round(threshold, 4), "scale": model.scale, "model": name, "clips": facts,
                   "min_speech_s": min(f["speech_s"] for f in facts),
                   "warnings": [f"{f['clip']}: {w}" for f in facts for w in f["warnings"]]}
+        tgt, non, long = calibration_samples(self.models.calibration(name) or {}, result["min_speech_s"])
+        if long is not None and stricter_threshold(tgt, non) is not None:
+            # a long pair: where a threshold would let 5 % of the long dev different-speaker pairs pass
+            result["stricter_threshold"] = stricter_threshold(tgt, non)
         for w in result["warnings"]:
             warn(w)
         return self._verify_outputs(result, name)
+
+    @staticmethod
+    def stricter_button(result) -> dict:
+        """Offer the long-pair threshold as one click, beside a long pair's result whose threshold is lower."""
+        t = result.get("stricter_threshold") if isinstance(result, dict) else None
+        show = isinstance(t, (int, float)) and t > float(result.get("threshold", t))
+        return gr.update(visible=show, value=f"Use the stricter threshold for long recordings ({t:.2f})" if show
+                         else "Use the stricter threshold for long recordings")
+
+    @staticmethod
+    def apply_stricter(result):
+        """The threshold slider's new value (its change re-decides the pair)."""
+        t = result.get("stricter_threshold") if isinstance(result, dict) else None
+        return float(t) if isinstance(t, (int, float)) else gr.skip()
 
     def verify_example(self, audio_a, audio_b):
         """Examples run with the default model at its calibrated threshold."""

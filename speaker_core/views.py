@@ -71,17 +71,26 @@ def _long_pairs_html(long: dict, tgt, non, score: float, threshold: float) -> st
             + ".</p>")
 
 
-def _stricter(tgt, non, threshold: float, accept: float = 0.05, others: str = "those different-speaker pairs",
-              own: str = "the same-speaker ones") -> str:
-    """Where the threshold would let ``accept`` of these different-speaker pairs pass, when that is higher than
-    now, and what it would cost in same-speaker pairs (read on the same few pairs: a guide, not a calibration)."""
+def stricter_threshold(tgt, non, accept: float = 0.05) -> float | None:
+    """The lowest two-decimal threshold that lets at most ``accept`` of these different-speaker scores pass
+    (None without scores). Read on few dev pairs: a guide, not a calibration.
+
+    >>> stricter_threshold([2.0, 3.0], [0.0, 1.0, 2.5])
+    2.51
+    """
     t_, n_ = np.asarray(tgt, dtype=np.float64), np.sort(np.asarray(non, dtype=np.float64))
     if not t_.size or not n_.size:
+        return None
+    return float(np.ceil(n_[max(0, int(np.ceil((1 - accept) * n_.size)) - 1)] * 100 + 1e-9) / 100)
+
+
+def _stricter(tgt, non, threshold: float, others: str = "those different-speaker pairs",
+              own: str = "the same-speaker ones") -> str:
+    """Where a stricter threshold would stand, when it is above this one, and what it would cost."""
+    t = stricter_threshold(tgt, non)
+    if t is None or t <= threshold:
         return ""
-    # the lowest two-decimal value above all but `accept` of the different-speaker scores
-    t = np.ceil(n_[max(0, int(np.ceil((1 - accept) * n_.size)) - 1)] * 100 + 1e-9) / 100
-    if t <= threshold:
-        return ""
+    t_, n_ = np.asarray(tgt, dtype=np.float64), np.asarray(non, dtype=np.float64)
     return (f" (at {t:.2f}, {np.mean(n_ >= t):.0%} of {others} would pass and "
             f"{np.mean(t_ < t):.0%} of {own} would be rejected)")
 

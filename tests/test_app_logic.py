@@ -197,6 +197,21 @@ def test_verify_outputs_and_redecide_without_embedding(studio, monkeypatch):
     assert studio.redecide(None, 0.5) == (gr.skip(),) * 4
 
 
+def test_a_long_pair_offers_the_stricter_threshold_as_one_click(studio):
+    result, *_ = studio.verify(ex("ls405_a.wav"), ex("ls3240_a.wav"), DEFAULT, None)   # ~4 s of words each
+    has_long = "long_pairs" in (studio.models.calibration(DEFAULT) or {})
+    assert ("stricter_threshold" in result) == has_long
+    if has_long:
+        t = result["stricter_threshold"]
+        assert t > result["threshold"] and studio.stricter_button(result)["visible"] is True
+        assert f"({t:.2f})" in studio.stricter_button(result)["value"] and studio.apply_stricter(result) == t
+        moved, decision, *_ = studio.redecide(result, t)            # the slider's change re-decides
+        assert moved["threshold"] == t and studio.stricter_button(moved)["visible"] is False
+        assert f"threshold {t:.3f}" in decision
+    for nothing in (None, {"score": 1.0, "threshold": 0.5}):
+        assert studio.stricter_button(nothing)["visible"] is False and studio.apply_stricter(nothing) == gr.skip()
+
+
 @needs_trained
 def test_verify_examples_decide_correctly(studio):
     scores = {}
@@ -619,3 +634,13 @@ def test_returned_files_are_pruned_and_cleanup_is_configurable(tmp_path, monkeyp
     assert fresh.exists() and not old.exists()
     assert al.Settings.from_env({"SPEAKER_KEEP_FILES_SECONDS": "120"}).delete_cache == (60, 120)
     assert al.Settings.from_env({}).delete_cache == (600, al.KEEP_FILES_SECONDS)
+
+
+def test_the_example_cache_key_follows_the_app_source(tmp_path):
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    key = al.source_digest(a, b)
+    assert key == al.source_digest(a, b) and len(key) == 10
+    b.write_text("y = 3\n")   # another output layout must not reuse results cached by the old one
+    assert al.source_digest(a, b) != key

@@ -127,6 +127,13 @@ def test_cached_example(page):
     assert "(words 4.0 s)" in page.locator("#verify-facts").inner_text()
     if TRAINED and not os.environ.get("SPEAKER_TEST_CHECKPOINTS"):
         assert "Both clips hold at least 3 s of speech" in page.locator("#verify-decision .long-pair").inner_text()
+        # one click puts the long-pair threshold on the slider, which re-decides; the offer then goes away
+        button = page.locator("#verify-stricter")
+        button.wait_for()
+        value = re.search(r"\(([-0-9.]+)\)", button.inner_text())[1]
+        button.click()
+        page.locator("#verify-decision .score", has_text=f"threshold {float(value):.3f}").wait_for()
+        button.wait_for(state="hidden")
 
 
 def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):

@@ -253,6 +253,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
                         i_decision = gr.HTML(empty_html("Enroll speakers, then add a clip and press Identify."),
                                              label="decision", elem_id="identify-decision")
                         i_plot = gr.HTML(label="Top matches", visible=False, elem_id="identify-plot")
+                        i_to_enroll = gr.Button("Add this clip to “Enroll a speaker”", visible=False, size="sm",
+                                                elem_id="identify-to-enroll")
                         with gr.Accordion("Identification result as JSON", open=False):
                             i_json = gr.JSON(label="Result")
 
@@ -341,6 +343,9 @@ def build_demo(studio: Studio) -> gr.Blocks:
                            show_progress="hidden", trigger_mode="always_last")
 
         v_json.change(studio.stricter_button, v_json, v_stricter, api_visibility="private", show_progress="hidden")
+        i_json.change(studio.enroll_offer, i_json, i_to_enroll, api_visibility="private", show_progress="hidden")
+        i_to_enroll.click(studio.clip_to_enroll, [i_audio, e_clips], e_clips, api_visibility="private",
+                          show_progress="hidden")
         v_stricter.click(studio.apply_stricter, v_json, v_threshold, api_visibility="private", show_progress="hidden")
         for result, plot in ((v_json, v_plot), (i_json, i_plot)):
             result.change(studio.result_plot_visibility, result, plot, api_visibility="private",

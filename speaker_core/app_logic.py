@@ -532,6 +532,21 @@ class Studio:
     # After a change to the gallery, the inputs that made it are reset, so that a second click cannot repeat it by
     # accident: Gradio keeps every input as it was.
     @staticmethod
+    def enroll_offer(result) -> dict:
+        """After an Identify answer of "unknown speaker", offer to enroll that clip."""
+        return gr.update(visible=isinstance(result, dict) and "ranking" in result and result.get("speaker") is None)
+
+    @staticmethod
+    @user_errors
+    def clip_to_enroll(audio, clips=None) -> list[str]:
+        """The enrollment clip list with the clip to identify added (once), for enrolling an unknown voice."""
+        path = _path_of(audio)
+        if not isinstance(path, str):
+            raise UserError("Add a clip to identify first.")
+        current = [p for p in (_path_of(c) for c in (clips or [])) if isinstance(p, str)]
+        return current if path in current else current + [path]
+
+    @staticmethod
     def enrolled_inputs_cleared():
         """After an enrollment, empty the clip list and the recorder, so that the next speaker's clips are not
         added to this one's. The name stays, for adding more clips to the same speaker."""

@@ -644,3 +644,14 @@ def test_the_example_cache_key_follows_the_app_source(tmp_path):
     assert key == al.source_digest(a, b) and len(key) == 10
     b.write_text("y = 3\n")   # another output layout must not reuse results cached by the old one
     assert al.source_digest(a, b) != key
+
+
+def test_an_unknown_voice_is_offered_for_enrollment():
+    assert al.Studio.enroll_offer({"speaker": None, "score": 0.1, "ranking": []})["visible"] is True
+    assert al.Studio.enroll_offer({"speaker": "Ada", "score": 3.0, "ranking": []})["visible"] is False
+    assert al.Studio.enroll_offer(None)["visible"] is False
+    clip = str(EX / "so0049_a.wav")
+    assert al.Studio.clip_to_enroll(clip, None) == [clip]
+    assert al.Studio.clip_to_enroll(clip, [str(EX / "so0049_b.wav"), clip]) == [str(EX / "so0049_b.wav"), clip]
+    with pytest.raises(gr.Error, match="Add a clip to identify first"):
+        al.Studio.clip_to_enroll(None, [clip])

@@ -184,6 +184,26 @@ def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):
     page.screenshot(path=str(shots / "voice-map.png"), full_page=True)
 
 
+def test_an_unknown_voice_can_be_sent_to_enrollment(page):
+    """Identify answers "unknown speaker" (the threshold at its top): one click puts that clip in the enroll list."""
+    open_tab(page, "Enroll & identify")
+    page.fill("#enroll-name textarea, #enroll-name input", "Only One")
+    page.locator("#enroll-clips input[type=file]").set_input_files(str(REF / "librispeech-40_1.flac"))
+    page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")
+    page.click("#enroll-btn")
+    page.locator("#gallery-table td.spk", has_text="Only One").wait_for()
+    page.locator("#enroll-clips [data-testid='upload-text']").wait_for()   # the list empties after enrolling
+    upload(page, "identify-audio", REF / "cv-tw-a84d1065_1.flac")
+    box = page.locator("#identify-threshold input[type=number]")
+    box.fill(box.get_attribute("max"))
+    box.press("Enter")
+    assert not page.locator("#identify-to-enroll").is_visible()
+    page.click("#identify-btn")
+    page.locator("#identify-decision .verdict", has_text="Unknown speaker").wait_for()
+    page.click("#identify-to-enroll")
+    page.locator("#enroll-clips", has_text="cv-tw-a84d1065_1").wait_for()   # (name and extension: two elements)
+
+
 def test_model_change_moves_both_thresholds(page):
     """Picking another model puts its calibrated threshold on the Verify and the Identify slider alike."""
     verify_box = page.locator("#verify-threshold input[type=number]")

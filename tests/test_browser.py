@@ -65,6 +65,19 @@ def open_tab(page, name):
     page.get_by_role("tab", name=name).click()
 
 
+def enroll_one(page, name, clip):
+    """Enroll ``name`` from one uploaded clip on the Enroll & identify tab."""
+    open_tab(page, "Enroll & identify")
+    page.fill("#enroll-name textarea, #enroll-name input", name)
+    page.locator("#enroll-clips input[type=file]").set_input_files(str(clip))
+    page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")
+    page.click("#enroll-btn")
+    page.locator("#gallery-table td.spk", has_text=name).wait_for()
+    # the clip list empties in a step after the table updates: wait for it, as a person would see it, before the
+    # next upload (uploading in between lost the race on a slow CI machine and the new file was cleared)
+    page.locator("#enroll-clips [data-testid='upload-text']").wait_for()
+
+
 def test_verify_by_upload(page, shots):
     page.screenshot(path=str(shots / "verify-empty.png"), full_page=True)
     assert not page.locator("#verify-plot").is_visible()   # no blank chart frame before a result
@@ -186,13 +199,7 @@ def test_record_with_fake_microphone_and_enroll_then_identify(page, shots):
 
 def test_an_unknown_voice_can_be_sent_to_enrollment(page):
     """Identify answers "unknown speaker" (the threshold at its top): one click puts that clip in the enroll list."""
-    open_tab(page, "Enroll & identify")
-    page.fill("#enroll-name textarea, #enroll-name input", "Only One")
-    page.locator("#enroll-clips input[type=file]").set_input_files(str(REF / "librispeech-40_1.flac"))
-    page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")
-    page.click("#enroll-btn")
-    page.locator("#gallery-table td.spk", has_text="Only One").wait_for()
-    page.locator("#enroll-clips [data-testid='upload-text']").wait_for()   # the list empties after enrolling
+    enroll_one(page, "Only One", REF / "librispeech-40_1.flac")
     upload(page, "identify-audio", REF / "cv-tw-a84d1065_1.flac")
     box = page.locator("#identify-threshold input[type=number]")
     box.fill(box.get_attribute("max"))
@@ -240,15 +247,7 @@ def test_script_in_a_name_stays_text(page, shots):
 def test_gallery_export_clear_import(page, tmp_path):
     """Export, clear and import back in the browser. A clear or an import unticks its checkbox afterwards, so a
     second click cannot wipe or replace the gallery without asking again."""
-    open_tab(page, "Enroll & identify")
-    page.fill("#enroll-name textarea, #enroll-name input", "Keep Me")
-    page.locator("#enroll-clips input[type=file]").set_input_files(str(REF / "librispeech-40_1.flac"))
-    page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")
-    page.click("#enroll-btn")
-    page.locator("#gallery-table td.spk", has_text="Keep Me").wait_for()
-    # the clip list empties in a step after the table updates: wait for it, as a person would see it, before the
-    # next upload (uploading in between lost the race on a slow CI machine and the new file was cleared)
-    page.locator("#enroll-clips [data-testid='upload-text']").wait_for()
+    enroll_one(page, "Keep Me", REF / "librispeech-40_1.flac")
     # a refused enrollment (the name is taken) replaces the old "Enrolled" line; the table shows no error
     page.locator("#enroll-clips input[type=file]").set_input_files(str(REF / "librispeech-40_2.flac"))
     page.locator("#enroll-clips [data-testid='upload-text']").wait_for(state="detached")

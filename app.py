@@ -371,7 +371,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                    [g_status, g_table, gallery_state], api_name="rename_speaker",
                                    show_progress_on=[g_status])
         renamed.then(**refresh)
-        renamed.success(lambda: gr.update(value=""), None, g_new_name, api_visibility="private",
+        renamed.success(studio.renamed_input_cleared, None, g_new_name, api_visibility="private",
                         show_progress="hidden")
         cleared = clear_btn.click(studio.clear_gallery, [g_confirm, gallery_state],
                                   [g_status, g_table, gallery_state], api_name="clear_gallery",

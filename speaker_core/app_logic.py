@@ -40,8 +40,8 @@ from .api import DEFAULT_MODEL, Recognizer, available_models, load_model
 from .audio import AudioError, Clip, frame_db, load_clip
 from .checkpoint import CheckpointError
 from .model import config_to_dict
-from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name
-from .scoring import DEFAULT_THRESHOLD, calibration_samples, l2_normalize
+from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name, voiceprint_of
+from .scoring import DEFAULT_THRESHOLD, calibration_samples
 from .views import (decision_html, empty_html, facts_html, failed_html, gallery_html, model_card_markdown,
                     ranking_plot, score_plot, stricter_threshold, voiceprint_html)
 
@@ -349,17 +349,13 @@ def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS, edges: dict | No
 def enrollment_consistency(model: Recognizer, new, stored=()) -> list[float | None]:
     """Each new clip's score against the voiceprint of every other clip of the speaker (the stored ones and the
     other new ones), on the model's scale; None when it is the only clip. A clip that scores under the threshold
-    against the rest is likely another person or a poor recording, and would pull the voiceprint away."""
-    clips = [np.asarray(e, dtype=np.float64) for e in new]
-    rest_stored = [np.asarray(e, dtype=np.float64) for e in stored]
+    against the rest is likely another person or a poor recording, and would pull the voiceprint away. The
+    embeddings are unit length, as ``embed_clip`` gives them and the gallery stores them."""
+    clips, stored = list(new), list(stored)
     out: list[float | None] = []
     for i, e in enumerate(clips):
-        others = rest_stored + clips[:i] + clips[i + 1:]
-        if not others:
-            out.append(None)
-            continue
-        voiceprint = l2_normalize(np.mean([l2_normalize(x) for x in others], axis=0))
-        out.append(float(model.compare_many(e, voiceprint[None])[0]))
+        others = stored + clips[:i] + clips[i + 1:]
+        out.append(float(model.compare_many(e, voiceprint_of(np.stack(others))[None])[0]) if others else None)
     return out
 
 
@@ -585,6 +581,11 @@ class Studio:
         return False
 
     @staticmethod
+    def renamed_input_cleared() -> str:
+        """After a rename, empty the new-name box (the speaker chooser refreshes with the gallery)."""
+        return ""
+
+    @staticmethod
     def imported_inputs_cleared():
         """After an import, drop the file and untick 'Replace the current gallery'."""
         return None, False
@@ -624,9 +625,9 @@ class Studio:
                   "min_speech_s": min(f["speech_s"] for f in facts),
                   "warnings": [f"{f['clip']}: {w}" for f in facts for w in f["warnings"]]}
         tgt, non, long = calibration_samples(self.models.calibration(name) or {}, result["min_speech_s"])
-        if long is not None and stricter_threshold(tgt, non) is not None:
-            # a long pair: where a threshold would let 5 % of the long dev different-speaker pairs pass
-            result["stricter_threshold"] = stricter_threshold(tgt, non)
+        stricter = stricter_threshold(tgt, non) if long is not None else None
+        if stricter is not None:   # a long pair: where a threshold would let 5 % of such dev pairs pass
+            result["stricter_threshold"] = stricter
         for w in result["warnings"]:
             warn(w)
         return self._verify_outputs(result, name)

@@ -116,7 +116,8 @@ def _as_matrix(embeddings, dim: int | None = None) -> np.ndarray:
     return (m / norms).astype(np.float32)
 
 
-def _voiceprint(clips: np.ndarray) -> np.ndarray:
+def voiceprint_of(clips: np.ndarray) -> np.ndarray:
+    """A speaker's voiceprint: the normalised mean of their unit clip embeddings, (N, D) -> (D,) float32."""
     mean = clips.astype(np.float64).mean(axis=0)
     n = np.linalg.norm(mean)
     if n <= 1e-12:  # clips cancel out exactly: fall back to the first clip
@@ -325,7 +326,7 @@ class Gallery:
             cur = c.execute(
                 "INSERT INTO speakers(name, created, updated, model, dim, voiceprint) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (name, now, now, model_name, clips.shape[1], _blob(_voiceprint(clips))))
+                (name, now, now, model_name, clips.shape[1], _blob(voiceprint_of(clips))))
             sid = cur.lastrowid
             c.executemany("INSERT INTO clips(speaker_id, embedding, duration, added) "
                           "VALUES (?, ?, ?, ?)",
@@ -356,7 +357,7 @@ class Gallery:
                           "VALUES (?, ?, ?, ?)",
                           [(sid, _blob(e), d, now) for e, d in zip(new, durs)])
             c.execute("UPDATE speakers SET voiceprint = ?, updated = ? WHERE id = ?",
-                      (_blob(_voiceprint(allclips)), now, sid))
+                      (_blob(voiceprint_of(allclips)), now, sid))
         return self._row(name)
 
     def rename(self, name, new_name) -> SpeakerRow:
@@ -482,7 +483,7 @@ class Gallery:
                         "INSERT INTO speakers(name, created, updated, model, dim, voiceprint) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (sp["name"], sp["created"], sp["updated"], model, dim,
-                         _blob(_voiceprint(sp["embeddings"]))))
+                         _blob(voiceprint_of(sp["embeddings"]))))
                     sid = cur.lastrowid
                     c.executemany(
                         "INSERT INTO clips(speaker_id, embedding, duration, added) "

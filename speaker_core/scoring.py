@@ -15,7 +15,6 @@ Two scales, chosen by the checkpoint:
 from __future__ import annotations
 
 import math
-
 from typing import Optional, Tuple
 
 import numpy as np

@@ -7,12 +7,14 @@ Why augment at all: in the pool every speaker comes from a single recording sess
 speaker are confounded. Noise, reverberation, band-limiting and gain changes make the channel vary
 within a speaker, so the model has to rely on the voice.
 
-Speed perturbation keeps the speaker label. Kaldi/NeMo recipes sometimes treat a speed-perturbed copy
+Speed perturbation (+-5 %) keeps the speaker label. Kaldi/NeMo recipes sometimes treat a speed-perturbed copy
 as a new speaker (it shifts pitch and formants by the same factor), but those recipes have many
 sessions per speaker. Here each speaker has one session, and +-5 % is well inside the natural
 pitch/rate variation of one person across days; calling it a new identity would double the classes with
 near-duplicate voices and teach the model that a 5 % shift is an identity change, which is the opposite
-of the invariance we want for verification across sessions.
+of the invariance we want for verification across sessions. Larger shifts (0.9 and 1.1, 17 % apart) can
+instead make new speakers out of old ones ("speaker augmentation", ``TrainDataset(speaker_speeds=...)``):
+that was tried in session 15, see the model card.
 """
 from __future__ import annotations
 
@@ -94,15 +96,23 @@ def fit_length(x: torch.Tensor, n: int, rng: Optional[np.random.RandomState] = N
     return x.repeat(reps)[:n]
 
 
-def speed_perturb(wave: torch.Tensor, factor: float, rng: Optional[np.random.RandomState] = None) -> torch.Tensor:
-    """Play ``factor`` times faster (pitch and tempo together, like sox ``speed``), then fit to the
-    original length. The factor is quantised to 1/100 so the polyphase filter stays small."""
+def resample_speed(wave: torch.Tensor, factor: float) -> torch.Tensor:
+    """Play ``factor`` times faster (pitch and tempo together, like sox ``speed``): N samples -> about N / factor.
+    The factor is quantised to 1/100 so the polyphase filter stays small.
+
+    >>> resample_speed(torch.zeros(1100), 1.1).shape
+    torch.Size([1000])
+    """
     import torchaudio.functional as AF
     num = int(round(factor * 100))
     if num == 100:
         return wave
-    y = AF.resample(wave.unsqueeze(0), orig_freq=num, new_freq=100).squeeze(0)
-    return fit_length(y, wave.shape[-1], rng)
+    return AF.resample(wave.unsqueeze(0), orig_freq=num, new_freq=100).squeeze(0)
+
+
+def speed_perturb(wave: torch.Tensor, factor: float, rng: Optional[np.random.RandomState] = None) -> torch.Tensor:
+    """``resample_speed``, then fit to the original length."""
+    return fit_length(resample_speed(wave, factor), wave.shape[-1], rng)
 
 
 def quiet_edges(wave: torch.Tensor, rng: np.random.RandomState, edge_max: float = 0.35,

@@ -23,6 +23,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .augment import fit_length, resample_speed
+
 SAMPLE_RATE = 16000
 
 
@@ -419,10 +421,18 @@ class TrainDataset(torch.utils.data.Dataset):
     """Random crops from the cached waves. ``__getitem__((index, crop_samples))`` -> (wave, label_id, index).
 
     ``augment`` is an optional callable ``(wave_tensor, rng) -> wave_tensor`` (see speaker_core.augment).
+
+    Speaker augmentation: with probability ``p_speaker_speed`` a crop is played at one of ``speaker_speeds``
+    (pitch, formants and tempo together) and labelled as a new speaker, ``label_id + (k + 1) * len(labels)``
+    for the k-th speed, so the classifier has ``len(labels) * (1 + len(speaker_speeds))`` classes
+    (``class_labels``).
     """
 
     def __init__(self, rows: Sequence[dict], cache: AudioCache, labels: Optional[List[str]] = None,
-                 seed: int = 0, augment=None, default_crop_sec: float = 3.0):
+                 seed: int = 0, augment=None, default_crop_sec: float = 3.0,
+                 speaker_speeds: Sequence[float] = (), p_speaker_speed: float = 0.0):
+        self.speaker_speeds = tuple(float(f) for f in speaker_speeds)
+        self.p_speaker_speed = float(p_speaker_speed) if self.speaker_speeds else 0.0
         self.rows = list(rows)
         self.cache = cache
         self.labels = labels if labels is not None else sorted({r["label"] for r in self.rows})
@@ -432,6 +442,10 @@ class TrainDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.default_crop = int(default_crop_sec * SAMPLE_RATE)
         self._rng = np.random.RandomState(seed)
+
+    @property
+    def class_labels(self) -> List[str]:
+        return list(self.labels) + [f"{l}@speed{f:g}" for f in self.speaker_speeds for l in self.labels]
 
     def reseed(self, seed: int) -> None:
         self._rng = np.random.RandomState(seed % (2 ** 31))
@@ -444,11 +458,20 @@ class TrainDataset(torch.utils.data.Dataset):
             i, n = item
         else:
             i, n = int(item), self.default_crop
-        x = random_crop(self.cache.get_int16(i), n, self._rng)   # crop before converting: clips can be long
+        y = self.targets[i]
+        k = -1
+        if self.p_speaker_speed and self._rng.rand() < self.p_speaker_speed:
+            k = self._rng.randint(len(self.speaker_speeds))
+        f = self.speaker_speeds[k] if k >= 0 else 1.0
+        # crop before converting: clips can be long; a sped-up copy needs n * f source samples to fill n
+        x = random_crop(self.cache.get_int16(i), int(round(n * f)), self._rng)
         w = torch.from_numpy(int16_to_float(x))
+        if k >= 0:
+            w = fit_length(resample_speed(w, f), n, self._rng)
+            y += (k + 1) * len(self.labels)
         if self.augment is not None:
             w = self.augment(w, self._rng)
-        return w, self.targets[i], i
+        return w, y, i
 
 
 def collate_train(batch):

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
-from .augment import Augmenter, BatchAugmenter, quiet_pad
+from .augment import Augmenter, BatchAugmenter, quiet_pad, resample_speed
 from .data import (AudioCache, CropBatchSampler, TrainDataset, collate_train, read_manifest, summarize)
 from .evaluate import (build_trials, calibration_from_scores, embed_waves, evaluate_embeddings, format_results,
                        split_single_items)
@@ -187,12 +187,13 @@ def init_from(model, path: str) -> int:
 
 @torch.no_grad()
 def head_from_prototypes(model, cache: AudioCache, rows, labels, device, max_seconds: float = 6.0,
-                         chunk: int = 256, per_speaker: int = 16) -> None:
+                         chunk: int = 256, per_speaker: int = 16, speaker_speeds: Sequence[float] = ()) -> None:
     """Point each classifier row at its speaker's mean training embedding (unit length).
 
     A warm restart with a random head sends large, meaningless gradients through the pretrained encoder until
     the head has caught up; starting the head at the speaker prototypes skips that (as in linear-probe-then-
-    fine-tune), and does not depend on the seed.
+    fine-tune), and does not depend on the seed. With ``speaker_speeds`` (speaker augmentation, see
+    ``TrainDataset``) the rows of the k-th speed's speakers point at the same clips played at that speed.
     """
     dec = model.decoder
     index = {lab: i for i, lab in enumerate(labels)}
@@ -206,13 +207,17 @@ def head_from_prototypes(model, cache: AudioCache, rows, labels, device, max_sec
     y = torch.tensor([index[rows[i]["label"]] for i in use])
     was_training = model.training
     model.eval()
-    sums = torch.zeros(len(labels), dec.emb_dim)
+    speeds = (1.0,) + tuple(float(f) for f in speaker_speeds)
+    sums = torch.zeros(len(labels) * len(speeds), dec.emb_dim)
     n = int(max_seconds * 16000)
-    for start in range(0, len(use), chunk):
-        waves = [cache.get(i, max_samples=n) for i in use[start:start + chunk]]
-        emb = torch.from_numpy(embed_waves(model, waves, device=device)).float()     # (b, D)
-        h = F.normalize(dec.classifier_input(emb), dim=1)
-        sums.index_add_(0, y[start:start + len(waves)], h)
+    for k, f in enumerate(speeds):
+        for start in range(0, len(use), chunk):
+            waves = [cache.get(i, max_samples=n) for i in use[start:start + chunk]]
+            if f != 1.0:
+                waves = [resample_speed(torch.from_numpy(x), f).numpy() for x in waves]
+            emb = torch.from_numpy(embed_waves(model, waves, device=device)).float()     # (b, D)
+            h = F.normalize(dec.classifier_input(emb), dim=1)
+            sums.index_add_(0, y[start:start + len(waves)] + k * len(labels), h)
     w = F.normalize(sums, dim=1)
     dec.final.weight.copy_(w.to(dec.final.weight))
     if dec.final.bias is not None:
@@ -452,7 +457,8 @@ def train(cfg: dict, resume: bool = False) -> dict:
     # training device (speaker_core.augment.BatchAugmenter; the loader then only crops)
     batch_aug = BatchAugmenter.from_config(cfg.get("augment"))
     aug = None if batch_aug else Augmenter.from_config(cfg.get("augment"), babble_source=babble_source)
-    ds = TrainDataset(train_rows, cache, labels=labels, seed=seed, augment=aug)
+    ds = TrainDataset(train_rows, cache, labels=labels, seed=seed, augment=aug,
+                      speaker_speeds=dc.get("speaker_speeds") or (), p_speaker_speed=dc.get("p_speaker_speed", 0.0))
     sampler = CropBatchSampler([cache.length(i) / 16000 for i in range(len(cache))], cfg["batch_size"],
                                dc["crop_min"], dc["crop_max"], seed=seed, max_visits=dc.get("max_visits", 4),
                                num_replicas=world, rank=rank)
@@ -465,8 +471,9 @@ def train(cfg: dict, resume: bool = False) -> dict:
         steps_per_epoch = min(steps_per_epoch, int(cfg["max_steps_per_epoch"]))
     total_steps = steps_per_epoch * int(cfg["epochs"])
 
-    model = build_model(cfg, len(labels)).to(device)
-    model.labels = labels
+    class_labels = ds.class_labels     # the speakers, then their sped-up copies (speaker augmentation)
+    model = build_model(cfg, len(class_labels)).to(device)
+    model.labels = class_labels
     if cfg.get("init") and not (resume and os.path.exists(os.path.join(out, "last.pt"))):
         n = init_from(model, cfg["init"])
         # DDP copies rank 0's parameters to the other ranks when it wraps the model
@@ -475,7 +482,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
         prototypes = cfg.get("init_head", "prototypes") == "prototypes"
         if prototypes and is_main(rank):
             t0 = time.time()
-            head_from_prototypes(model, cache, train_rows, labels, device)
+            head_from_prototypes(model, cache, train_rows, labels, device, speaker_speeds=ds.speaker_speeds)
         if is_main(rank):
             how = f"speaker prototypes ({time.time() - t0:.0f}s)" if prototypes else "random"
             print(f"initialised {n} tensors from {cfg['init']}; classifier head: {how}", flush=True)
@@ -541,7 +548,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
                     "split": "speaker-disjoint per corpus, speaker_core.data.split_speakers"}
     if is_main(rank):
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"[{cfg['name']}] {len(train_rows)} train files, {len(labels)} speakers; {steps_per_epoch} steps/epoch x "
+        print(f"[{cfg['name']}] {len(train_rows)} train files, {len(labels)} speakers ({len(class_labels)} classes); {steps_per_epoch} steps/epoch x "
               f"{cfg['epochs']} epochs, batch {cfg['batch_size']} x {world} rank(s); model {n_params / 1e6:.2f}M params; "
               f"device {device}; threads {torch.get_num_threads()}; distill {'on' if distill else 'off'}; "
               f"silence consistency {cw:g}", flush=True)
@@ -592,7 +599,9 @@ def train(cfg: dict, resume: bool = False) -> dict:
             if proj is not None:
                 t = teacher[idx.to(device)]
                 p = torch.nn.functional.normalize(proj.float(), dim=-1)
-                ld = (1.0 - (p * t).sum(-1)).mean()
+                # the teacher embedded each file at its own speed: a sped-up copy is another speaker
+                real = (y < len(labels)).float()
+                ld = ((1.0 - (p * t).sum(-1)) * real).sum() / real.sum().clamp_min(1.0)
                 loss = loss + float(tc["weight"]) * ld
                 tot_dist = tot_dist + ld.detach() * len(y)       # on the device, like the sums below
             if emb2 is not None:
@@ -681,7 +690,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
                             "calibration": calib, "trained_epochs": epoch + 1,
                             "created": time.strftime("%Y-%m-%d %H:%M:%S")}
                     from .checkpoint import save_checkpoint
-                    save_checkpoint(best_path, model, labels=labels, meta=meta)
+                    save_checkpoint(best_path, model, labels=class_labels, meta=meta)
                     export_model(model, export_path(cfg), meta)
                     rec["best"] = True
             history.append(rec)
@@ -727,7 +736,7 @@ def export_from_run(cfg: dict, which: str = "last", out_path: Optional[str] = No
         epochs_done = model.meta.get("trained_epochs")
     else:
         st = load_run_state(os.path.join(cfg["out"], "last.pt"))
-        model = build_model(cfg, len(labels))
+        model = build_model(cfg, len(labels) * (1 + len(dc.get("speaker_speeds") or ())))
         wstate = {k[len("model."):]: v for k, v in st["wrapper"].items() if k.startswith("model.")}
         model.load_state_dict(wstate)
         epochs_done = st["epoch"] + 1

@@ -219,3 +219,30 @@ def test_parallel_cache_build_stops_at_a_broken_file(tmp_path):
     with pytest.raises(RuntimeError, match="bad.wav"):
         AudioCache([str(bad)] + paths, cache_path=str(tmp_path / "c"), workers=2)
     assert not list(tmp_path.glob("c.*"))
+
+
+def test_speaker_augmentation_labels_sped_up_crops_as_new_speakers():
+    """speaker_speeds: a sped-up crop keeps the crop length, its pitch moves by the factor, and it is labelled
+    as the k-th copy of its speaker; without it nothing changes."""
+    class Tone:
+        def __len__(self):
+            return 2
+
+        def get_int16(self, i):
+            t = np.arange(16000 * 4) / 16000
+            return (10000 * np.sin(2 * np.pi * (200 if i == 0 else 300) * t)).astype(np.int16)
+
+    rows = [{"audio_filepath": "a.wav", "label": "a", "corpus": "c"},
+            {"audio_filepath": "b.wav", "label": "b", "corpus": "c"}]
+    ds = TrainDataset(rows, Tone(), seed=0, speaker_speeds=(0.9, 1.1), p_speaker_speed=0.5)
+    assert ds.class_labels == ["a", "b", "a@speed0.9", "b@speed0.9", "a@speed1.1", "b@speed1.1"]
+    seen = set()
+    for _ in range(60):
+        w, y, i = ds[(1, 16000)]
+        assert w.shape == (16000,) and y % 2 == 1 and i == 1
+        f0 = float(np.argmax(np.abs(np.fft.rfft(w.numpy()))))   # 1 Hz bins
+        assert abs(f0 - 300 * (1.0, 0.9, 1.1)[y // 2]) <= 2, (y, f0)
+        seen.add(y)
+    assert seen == {1, 3, 5}
+    plain = TrainDataset(rows, Tone(), seed=0)
+    assert plain.class_labels == ["a", "b"] and all(plain[(0, 8000)][1] == 0 for _ in range(10))

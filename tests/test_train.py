@@ -163,6 +163,48 @@ def test_warm_restart_head_starts_at_the_speaker_prototypes(tmp_path):
     assert first["prototypes"] < first["random"], first
 
 
+def test_speaker_augmentation_trains_restarts_and_exports(tmp_path):
+    """data.speaker_speeds: the head has a row per speaker and per sped-up copy; a warm restart points the
+    copies' rows at the sped-up clips (not at the originals); distillation skips the copies; export drops them."""
+    from speaker_core.checkpoint import load_checkpoint
+    from speaker_core.train import export_from_run
+    root = str(tmp_path)
+    tr, _ = _make_pool(root)
+    n = len({r["label"] for r in tr})
+    sp = {"data.speaker_speeds": "[0.9,1.1]", "data.p_speaker_speed": 0.5}
+    out = os.path.join(root, "a")
+    res = train(_cfg(root, out, **sp))
+    assert res["model"].decoder.final.weight.shape[0] == 3 * n
+    assert res["model"].labels[n:] == [f"{l}@speed{f}" for f in ("0.9", "1.1") for l in sorted({r["label"] for r in tr})]
+    assert all(np.isfinite(h["kd_loss"]) for h in res["history"])
+    from speaker_core.data import AudioCache
+    from speaker_core.train import build_model, head_from_prototypes, init_from
+    labels = sorted({r["label"] for r in tr})
+    model = build_model(_cfg(root, os.path.join(root, "x")), num_classes=3 * n)
+    init_from(model, os.path.join(out, "export.pt"))
+    head_from_prototypes(model, AudioCache([r["audio_filepath"] for r in tr]), tr, labels, torch.device("cpu"),
+                         speaker_speeds=(0.9, 1.1))
+    w = model.decoder.final.weight.detach()
+    assert torch.allclose(w.norm(dim=1), torch.ones(3 * n), atol=1e-5)
+    # a copy's row is the mean of its speaker's clips played at that speed, as the model embeds them
+    from speaker_core.augment import resample_speed
+    from speaker_core.evaluate import embed_waves
+    model.eval()
+    for k, f in enumerate((0.9, 1.1)):
+        waves = [resample_speed(torch.from_numpy(AudioCache([r["audio_filepath"]]).get(0)), f).numpy()
+                 for r in tr if r["label"] == labels[0]]
+        with torch.no_grad():
+            h = torch.nn.functional.normalize(
+                model.decoder.classifier_input(torch.from_numpy(embed_waves(model, waves)).float()), dim=1)
+        want = torch.nn.functional.normalize(h.sum(0), dim=0)
+        assert torch.allclose(w[(k + 1) * n], want, atol=1e-5), f
+    b = train(_cfg(root, os.path.join(root, "b"), init=os.path.join(out, "export.pt"), epochs=1, **sp))
+    assert b["model"].decoder.final.weight.shape[0] == 3 * n
+    meta = export_from_run(_cfg(root, os.path.join(root, "b"), **sp), "last", os.path.join(root, "b.pt"))
+    assert meta["dev_eer"]["pooled"] is not None
+    assert load_checkpoint(os.path.join(root, "b.pt")).config.decoder.num_classes == 0
+
+
 def test_loader_workers_draw_different_crops():
     """Each loader worker starts from a copy of the dataset's RNG; _seed_worker must make their draws differ."""
     from speaker_core.data import TrainDataset, collate_train

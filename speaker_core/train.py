@@ -415,6 +415,7 @@ def recipe_summary(cfg: dict, world: int) -> dict:
             "loss": f"AAM softmax s={cfg['loss']['scale']} m={cfg['loss']['margin']}",
             "optimizer": cfg["optim"], "epochs": cfg["epochs"], "batch_size": cfg["batch_size"],
             "world_size": world, "crop_sec": [cfg["data"]["crop_min"], cfg["data"]["crop_max"]],
+            "speaker_speeds": cfg["data"].get("speaker_speeds"), "p_speaker_speed": cfg["data"].get("p_speaker_speed"),
             "augment": cfg["augment"], "spec_augment": cfg["model"].get("spec_augment", True),
             "distillation": cfg["teacher"] if cfg["teacher"].get("weight") else None, "seed": cfg["seed"],
             "consistency": cfg.get("consistency") if (cfg.get("consistency") or {}).get("weight") else None,

@@ -433,6 +433,12 @@ class TrainDataset(torch.utils.data.Dataset):
                  speaker_speeds: Sequence[float] = (), p_speaker_speed: float = 0.0):
         self.speaker_speeds = tuple(float(f) for f in speaker_speeds)
         self.p_speaker_speed = float(p_speaker_speed) if self.speaker_speeds else 0.0
+        # a copy at speed 1.0 (or two copies at one speed) would be the same voice under two labels
+        if any(not 0.5 <= f <= 2.0 or round(f * 100) == 100 for f in self.speaker_speeds) \
+                or len({round(f * 100) for f in self.speaker_speeds}) < len(self.speaker_speeds):
+            raise ValueError(f"speaker_speeds must be distinct factors in [0.5, 2] other than 1.0, not {speaker_speeds}")
+        if not 0.0 <= self.p_speaker_speed <= 1.0:
+            raise ValueError(f"p_speaker_speed must be in [0, 1], not {p_speaker_speed}")
         self.rows = list(rows)
         self.cache = cache
         self.labels = labels if labels is not None else sorted({r["label"] for r in self.rows})

@@ -2,6 +2,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import torch
 
 from speaker_core.data import (AudioCache, CropBatchSampler, TrainDataset, collate_train, collate_waves,
@@ -246,3 +247,8 @@ def test_speaker_augmentation_labels_sped_up_crops_as_new_speakers():
     assert seen == {1, 3, 5}
     plain = TrainDataset(rows, Tone(), seed=0)
     assert plain.class_labels == ["a", "b"] and all(plain[(0, 8000)][1] == 0 for _ in range(10))
+    for bad in ((1.0,), (0.9, 0.9), (0.1,)):
+        with pytest.raises(ValueError, match="speaker_speeds"):
+            TrainDataset(rows, Tone(), speaker_speeds=bad, p_speaker_speed=0.5)
+    with pytest.raises(ValueError, match="p_speaker_speed"):
+        TrainDataset(rows, Tone(), speaker_speeds=(1.1,), p_speaker_speed=1.5)

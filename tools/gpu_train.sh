@@ -52,14 +52,15 @@ elif [ "${SET}" = soup ]; then          # session 6: MIN=7 (then INIT was stage 
   # SEEDS, INIT (an ecapa-small checkpoint; carry it if untracked), SNM=0 (no speakernet-m run), SNM_INIT, SNM_SEED
   # and EDGES (the quiet-edge augmentation's probability, all runs; session 7 shipped a 0.3 CPU run) vary the call;
   # CONS (session 9) is the silence-consistency weight of all runs (train.py: consistency.weight)
+  # EXTRA (session 15) is appended to every run's overrides, e.g. EXTRA='data.speaker_speeds=[0.9,1.1] data.p_speaker_speed=0.5'
   b="data.num_workers=3 threads=1 $restart"
   for seed in ${SEEDS:-11 12 13}; do
-    RUNS[ecapa-small-g$seed]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-g$seed out=runs/ecapa-small-g$seed init=${INIT:-checkpoints/ecapa-small.pt} seed=$seed teacher.weight=2.0 augment.p_edges=${EDGES:-0.0} consistency.weight=${CONS:-0.0}"
+    RUNS[ecapa-small-g$seed]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-g$seed out=runs/ecapa-small-g$seed init=${INIT:-checkpoints/ecapa-small.pt} seed=$seed teacher.weight=2.0 augment.p_edges=${EDGES:-0.0} consistency.weight=${CONS:-0.0} ${EXTRA:-}"
   done
   # SNM_TEACHER (session 8: data/teacher_ecapa_soup9.npy, carried) distils speakernet-m from our ecapa-small at 2.0
   kd=""; [ -n "${SNM_TEACHER:-}" ] && kd="teacher.path=$SNM_TEACHER teacher.weight=2.0"
   sn=${SNM_SEED:-11}
-  [ "${SNM:-1}" = 0 ] || RUNS[speakernet-m-g$sn]="configs/speakernet-m.yaml --set $blind $b name=speakernet-m-g$sn out=runs/speakernet-m-g$sn init=${SNM_INIT:-checkpoints/speakernet-m.pt} seed=$sn $kd augment.p_edges=${EDGES:-0.0} consistency.weight=${CONS:-0.0}"
+  [ "${SNM:-1}" = 0 ] || RUNS[speakernet-m-g$sn]="configs/speakernet-m.yaml --set $blind $b name=speakernet-m-g$sn out=runs/speakernet-m-g$sn init=${SNM_INIT:-checkpoints/speakernet-m.pt} seed=$sn $kd augment.p_edges=${EDGES:-0.0} consistency.weight=${CONS:-0.0} ${EXTRA:-}"
 else                                   # session 3, second call: SET=restarts MIN=3 (carry runs/ecapa-small-gpu/export.pt)
   RUNS[ecapa-small-gpu2]="configs/ecapa-small.yaml --set $blind name=ecapa-small-gpu2 out=runs/ecapa-small-gpu2 init=runs/ecapa-small-gpu/export.pt data.num_workers=7 $restart"
   RUNS[speakernet-m-gpu]="configs/speakernet-m.yaml --set $blind name=speakernet-m-gpu out=runs/speakernet-m-gpu init=checkpoints/speakernet-m.pt data.num_workers=7 $restart"

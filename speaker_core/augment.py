@@ -12,7 +12,7 @@ as a new speaker (it shifts pitch and formants by the same factor), but those re
 sessions per speaker. Here each speaker has one session, and +-5 % is well inside the natural
 pitch/rate variation of one person across days; calling it a new identity would double the classes with
 near-duplicate voices and teach the model that a 5 % shift is an identity change, which is the opposite
-of the invariance we want for verification across sessions. Larger shifts (0.9 and 1.1, 17 % apart) can
+of the invariance we want for verification across sessions. Larger shifts (0.9 and 1.1, 10 % each way) can
 instead make new speakers out of old ones ("speaker augmentation", ``TrainDataset(speaker_speeds=...)``):
 that was tried in session 15, see the model card.
 """

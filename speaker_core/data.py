@@ -417,6 +417,15 @@ class CropBatchSampler(torch.utils.data.Sampler):
             yield [(int(i), n) for i in idx]
 
 
+def speaker_classes(labels: Sequence[str], speaker_speeds: Sequence[float] = ()) -> List[str]:
+    """The classifier's classes: the speakers, then one copy of them per speed of speaker augmentation.
+
+    >>> speaker_classes(["a", "b"], (0.9,))
+    ['a', 'b', 'a@speed0.9', 'b@speed0.9']
+    """
+    return list(labels) + [f"{l}@speed{float(f):g}" for f in speaker_speeds for l in labels]
+
+
 class TrainDataset(torch.utils.data.Dataset):
     """Random crops from the cached waves. ``__getitem__((index, crop_samples))`` -> (wave, label_id, index).
 
@@ -451,7 +460,7 @@ class TrainDataset(torch.utils.data.Dataset):
 
     @property
     def class_labels(self) -> List[str]:
-        return list(self.labels) + [f"{l}@speed{f:g}" for f in self.speaker_speeds for l in self.labels]
+        return speaker_classes(self.labels, self.speaker_speeds)
 
     def reseed(self, seed: int) -> None:
         self._rng = np.random.RandomState(seed % (2 ** 31))

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 import yaml
 
 from .augment import Augmenter, BatchAugmenter, quiet_pad, resample_speed
-from .data import (AudioCache, CropBatchSampler, TrainDataset, collate_train, read_manifest, summarize)
+from .data import (AudioCache, CropBatchSampler, TrainDataset, collate_train, read_manifest, speaker_classes,
+                   summarize)
 from .evaluate import (build_trials, calibration_from_scores, embed_waves, evaluate_embeddings, format_results,
                        split_single_items)
 
@@ -549,7 +550,8 @@ def train(cfg: dict, resume: bool = False) -> dict:
                     "split": "speaker-disjoint per corpus, speaker_core.data.split_speakers"}
     if is_main(rank):
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"[{cfg['name']}] {len(train_rows)} train files, {len(labels)} speakers ({len(class_labels)} classes); {steps_per_epoch} steps/epoch x "
+        print(f"[{cfg['name']}] {len(train_rows)} train files, {len(labels)} speakers ({len(class_labels)} classes); "
+              f"{steps_per_epoch} steps/epoch x "
               f"{cfg['epochs']} epochs, batch {cfg['batch_size']} x {world} rank(s); model {n_params / 1e6:.2f}M params; "
               f"device {device}; threads {torch.get_num_threads()}; distill {'on' if distill else 'off'}; "
               f"silence consistency {cw:g}", flush=True)
@@ -737,7 +739,7 @@ def export_from_run(cfg: dict, which: str = "last", out_path: Optional[str] = No
         epochs_done = model.meta.get("trained_epochs")
     else:
         st = load_run_state(os.path.join(cfg["out"], "last.pt"))
-        model = build_model(cfg, len(labels) * (1 + len(dc.get("speaker_speeds") or ())))
+        model = build_model(cfg, len(speaker_classes(labels, dc.get("speaker_speeds") or ())))
         wstate = {k[len("model."):]: v for k, v in st["wrapper"].items() if k.startswith("model.")}
         model.load_state_dict(wstate)
         epochs_done = st["epoch"] + 1

@@ -158,6 +158,14 @@ def _nice_ticks(lo: float, hi: float, n: int = 6) -> np.ndarray:
     return np.arange(np.ceil(lo / step) * step, hi + 1e-9, step)
 
 
+THRESHOLD_SWATCH = "border-top:2px dashed currentColor;height:0"
+
+
+def _key(style: str, text: str) -> str:
+    """One legend entry of the HTML plots: a swatch drawn by ``style``, then its text."""
+    return f'<span class="key"><span class="swatch" style="{style}"></span>{html.escape(text)}</span>'
+
+
 def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "cosine",
                min_speech: float | None = None) -> str:
     """The score on the checkpoint's same- and different-speaker score distributions (for a long pair, those of
@@ -214,13 +222,10 @@ def score_plot(score: float, threshold: float, cal: dict | None, scale: str = "c
     summary = (f"{title}: this pair scores {score:.2f}, the threshold is {threshold:.2f}"
                + (f"; {tgt.size} same-speaker and {non.size} different-speaker scores" if both.size else ""))
 
-    def key(style: str, text: str) -> str:
-        return f'<span class="key"><span class="swatch" style="{style}"></span>{html.escape(text)}</span>'
-
-    keys = ([key(f"background:{RED};opacity:.6", "different speakers"),
-             key(f"background:{GREEN};opacity:.6", "same speaker")] if both.size else [])
-    keys += [key("border-top:2px dashed currentColor;height:0", f"threshold {threshold:.2f}"),
-             key("background:#0969da;height:4px", f"this pair {score:.2f}")]
+    keys = ([_key(f"background:{RED};opacity:.6", "different speakers"),
+             _key(f"background:{GREEN};opacity:.6", "same speaker")] if both.size else [])
+    keys += [_key(THRESHOLD_SWATCH, f"threshold {threshold:.2f}"),
+             _key("background:#0969da;height:4px", f"this pair {score:.2f}")]
     return (f'<figure class="score-plot" role="img" aria-label="{html.escape(summary)}">'
             f'<figcaption>{html.escape(title)}</figcaption>'
             f'<svg viewBox="0 0 {w} {base + 44}" xmlns="http://www.w3.org/2000/svg" fill="currentColor" '
@@ -257,8 +262,7 @@ def ranking_plot(ranking: list[dict], threshold: float, scale: str = "cosine") -
     n = len(ranking)
     return (f'<figure class="ranking" role="img" aria-label="{html.escape(summary)}; threshold {threshold:.2f}">'
             f"<figcaption>Top {n} match{'es' if n != 1 else ''}</figcaption>{''.join(rows)}"
-            f'<div class="keys"><span class="key"><span class="swatch" style="border-top:2px dashed '
-            f'currentColor;height:0"></span>threshold {threshold:.2f}</span>'
+            f'<div class="keys">{_key(THRESHOLD_SWATCH, f"threshold {threshold:.2f}")}'
             f'<span class="key">{html.escape(SCALE_LABEL.get(scale, "score"))} with the voiceprint</span></div>'
             "</figure>")
 

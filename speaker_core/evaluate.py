@@ -643,8 +643,12 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
 # --------------------------------------------------------------------------------------------
 def build_cohort(model, rows: Sequence[dict], per_speaker: int = 4, max_seconds: float = 6.0, seed: int = 0,
                  batch_size: int = 16, device=None, window: Optional[Tuple[float, float]] = None,
-                 edges: Optional[dict] = None) -> Tuple[np.ndarray, List[str]]:
-    """One unit voiceprint per speaker (normalised mean of up to ``per_speaker`` clips, first ``max_seconds``)."""
+                 edges: Optional[dict] = None, speeds: Sequence[float] = (1.0,)) -> Tuple[np.ndarray, List[str]]:
+    """One unit voiceprint per speaker (normalised mean of up to ``per_speaker`` clips, first ``max_seconds``).
+
+    Each speed other than 1 adds a virtual speaker per training speaker, ``"<label>@<speed>"``: the same clips
+    played that much faster (``augment.resample_speed``), the first ``max_seconds`` after the change."""
+    from .augment import resample_speed
     by_spk: Dict[str, List[str]] = defaultdict(list)
     for r in rows:
         by_spk[r["label"]].append(r["audio_filepath"])
@@ -656,12 +660,19 @@ def build_cohort(model, rows: Sequence[dict], per_speaker: int = 4, max_seconds:
         pick = [files[j] for j in sorted(rng.permutation(len(files))[:per_speaker])]
         items += [{"path": f} for f in pick]
         owner += [i] * len(pick)
-    waves = load_item_waves(items, crop=max_seconds)
-    emb = l2_normalize(embed_waves(model, waves, batch_size=batch_size, device=device, progress=True, window=window,
-                                   edges=edges))
     owner = np.asarray(owner)
-    cohort = np.stack([l2_normalize(emb[owner == i].mean(0)) for i in range(len(speakers))])
-    return cohort.astype(np.float32), speakers
+    cohort, names = [], []
+    for speed in speeds:
+        if speed == 1.0:
+            waves = load_item_waves(items, crop=max_seconds)
+        else:
+            waves = [resample_speed(torch.from_numpy(w), speed).numpy()[:int(max_seconds * SR)]
+                     for w in load_item_waves(items, crop=max_seconds * speed + 0.1)]
+        emb = l2_normalize(embed_waves(model, waves, batch_size=batch_size, device=device, progress=True,
+                                       window=window, edges=edges))
+        cohort += [l2_normalize(emb[owner == i].mean(0)) for i in range(len(speakers))]
+        names += [spk if speed == 1.0 else f"{spk}@{speed:g}" for spk in speakers]
+    return np.stack(cohort).astype(np.float32), names
 
 
 def dev_calibration(items, trials, emb: np.ndarray, emb_crop: Optional[np.ndarray], norm: ScoreNorm,
@@ -722,6 +733,9 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--top-k", type=int, default=200)
     ap.add_argument("--per-speaker", type=int, default=4)
+    ap.add_argument("--cohort-speeds", default="1.0",
+                    help="comma-separated speeds: each one other than 1.0 adds every training speaker played that "
+                         "much faster as a cohort speaker (e.g. 1.0,0.9,1.1)")
     ap.add_argument("--crop-eval", type=float, default=2.0)
     ap.add_argument("--window", type=float, default=None,
                     help="embed clips longer than 1.5 windows as the mean of SEC-second windows (hop SEC/2); "
@@ -744,6 +758,13 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {len(overlap)} speakers are in both manifests; the cohort must exclude dev speakers",
               file=sys.stderr)
         return 2
+    try:
+        speeds = [float(x) for x in a.cohort_speeds.split(",")]
+    except ValueError:
+        speeds = []
+    if not speeds or len(set(speeds)) != len(speeds) or not all(0.5 <= x <= 2.0 for x in speeds):
+        print(f"error: --cohort-speeds wants distinct speeds in 0.5-2.0, got {a.cohort_speeds!r}", file=sys.stderr)
+        return 2
     win = a.window
     if win is None:
         crops = (model.meta.get("recipe") or {}).get("crop_sec") or [0.0]
@@ -752,7 +773,8 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     edges = {"checkpoint": edges_of(model.meta), "canonical": dict(CANONICAL_EDGES), "none": None}[a.edges]
     t0 = time.time()
     with torch.no_grad():
-        cohort, speakers = build_cohort(model, train_rows, per_speaker=a.per_speaker, window=window, edges=edges)
+        cohort, speakers = build_cohort(model, train_rows, per_speaker=a.per_speaker, window=window, edges=edges,
+                                        speeds=speeds)
         norm = ScoreNorm(cohort, top_k=a.top_k)
         items, waves, trials = items_with_trials(items_from_manifest(a.dev))
         emb = embed_waves(model, waves, window=window, edges=edges)
@@ -766,7 +788,9 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     if edges:
         meta["edges"] = dict(edges)
     meta["score_norm"] = {**norm.to_meta(), "cohort_speakers": len(speakers),
-                          "cohort_source": f"{os.path.basename(a.train)}: {a.per_speaker} clips per speaker, first 6 s"}
+                          "cohort_source": f"{os.path.basename(a.train)}: {a.per_speaker} clips per speaker, first 6 s"
+                          + ("" if speeds == [1.0] else
+                             f"; speeds {', '.join(f'{x:g}' for x in speeds)} (other than 1: virtual speakers)")}
     meta.update(dev_calibration(items, trials, emb, emb2, norm, a.crop_eval, a.bootstrap, meta.get("dev_eer"),
                                 speech=np.array([speech_seconds(w) for w in waves])))
     out = a.out or a.checkpoint

@@ -209,6 +209,48 @@ def test_calibrate_adds_cohort_and_rescales(tmp_path):
     assert main_calibrate([ck, *base, "--edges", "none"]) == 0 and load_model(ck).edges is None
 
 
+def test_cohort_speeds_add_virtual_speakers(tmp_path):
+    """Each speed other than 1 adds every training speaker once more, played that much faster; the rows at speed 1
+    are the plain cohort's, unchanged. calibrate refuses speeds it cannot play."""
+    from speaker_core.checkpoint import load_checkpoint
+    from speaker_core.evaluate import build_cohort, main_calibrate
+    root = str(tmp_path / "eval")
+    _folder(root)
+    rows = [{"audio_filepath": it["path"], "label": f"{it['set']}/{it['speaker']}", "corpus": it["set"]}
+            for it in items_from_folder(root)]
+    ck = str(tmp_path / "tiny.pt")
+    _tiny_checkpoint(ck)
+    model = load_checkpoint(ck).eval()
+    with torch.no_grad():
+        plain, names = build_cohort(model, rows)
+        more, more_names = build_cohort(model, rows, speeds=(1.0, 0.9, 1.25))
+    assert more.shape == (3 * len(names), plain.shape[1]) and np.allclose(more[:len(names)], plain, atol=1e-6)
+    assert more_names == names + [n + "@0.9" for n in names] + [n + "@1.25" for n in names]
+    # a virtual speaker's row is the plain cohort of the same clips written out played faster
+    import soundfile as sf
+    from speaker_core.augment import resample_speed
+    fast = []
+    for r in rows:
+        p = str(tmp_path / "fast" / (r["label"] + "_" + os.path.basename(r["audio_filepath"])))
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        x, _ = sf.read(r["audio_filepath"], dtype="float32")
+        sf.write(p, resample_speed(torch.from_numpy(x), 1.25).numpy(), 16000, subtype="FLOAT")
+        fast.append({**r, "audio_filepath": p})
+    with torch.no_grad():
+        fast_plain, _ = build_cohort(model, fast)
+    assert np.allclose(more[2 * len(names):], fast_plain, atol=1e-5)
+    assert not np.allclose(more[2 * len(names):], plain, atol=1e-3)
+    train, dev = (tmp_path / "train.jsonl"), (tmp_path / "dev.jsonl")
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows if r["label"].endswith("spk2")))
+    dev.write_text("".join(json.dumps(r) + "\n" for r in rows if not r["label"].endswith("spk2")))
+    base = [ck, "--train", str(train), "--dev", str(dev), "--top-k", "1", "--crop-eval", "0", "--bootstrap", "10"]
+    for bad in ("", "1.0,1.0", "fast", "0.1"):
+        assert main_calibrate([*base, "--cohort-speeds", bad]) == 2
+    assert main_calibrate([*base, "--cohort-speeds", "0.9,1.1"]) == 0
+    m = load_checkpoint(ck)
+    assert m.meta["score_norm"]["cohort_speakers"] == 4 and "speeds 0.9, 1.1" in m.meta["score_norm"]["cohort_source"]
+
+
 def test_evaluate_refuses_a_checkpoint_without_its_cohort(tmp_path):
     import pytest
     from speaker_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint

@@ -212,8 +212,12 @@ def _wave_int16(path: str) -> np.ndarray:
 def _decoded(paths: Sequence[str], workers: int, verbose: bool) -> Iterable[np.ndarray]:
     """int16 waves in manifest order, decoded in ``workers`` processes when there are many files."""
     if workers > 1 and len(paths) >= 64:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
-        ex = ProcessPoolExecutor(workers)
+        # spawn, not fork: a child forked after torch has run ops on several threads can hang forever in its
+        # first op (trainer's dev cache, built after the head prototypes, hung that way)
+        ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(1,))
         try:
             for i, x in enumerate(ex.map(_wave_int16, paths, chunksize=16)):
                 if verbose and i % 2000 == 0:

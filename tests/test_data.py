@@ -164,6 +164,32 @@ def test_cache_decodes_in_parallel_in_manifest_order(tmp_path):
     assert np.array_equal(np.asarray(one._data), np.asarray(two._data))
 
 
+def test_cache_build_does_not_hang_after_torch_ran_on_threads(tmp_path):
+    """The trainer builds its dev cache after the head prototypes ran on several threads; decoder processes forked
+    from such a parent hung forever in their first resample. Run that order in a fresh interpreter, with a limit."""
+    import subprocess
+    import sys
+    import soundfile as sf
+    folder = tmp_path / "wav8k"
+    folder.mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(64):   # 8 kHz: every clip goes through torchaudio's resampler
+        sf.write(folder / f"{i}.wav", (0.2 * rng.randn(4000 + 50 * i)).astype(np.float32), 8000, subtype="PCM_16")
+    code = (
+        "import glob, sys, torch\n"
+        "from speaker_core.data import AudioCache\n"
+        "torch.set_num_threads(2)\n"
+        "x = torch.randn(16, 80, 300)\n"
+        "for _ in range(20): torch.nn.functional.conv1d(x, torch.randn(256, 80, 5)).sum()\n"
+        "c = AudioCache(sorted(glob.glob(sys.argv[1] + '/*.wav')), cache_path=sys.argv[2], workers=2)\n"
+        "print(len(c))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code, str(folder), str(tmp_path / "cache")], cwd=root,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "64"
+
+
 def test_prepare_from_a_folder_of_speakers(tmp_path, capsys):
     """No manifest: <corpus>/<speaker>/<session>/<clip>, as VoxCeleb is laid out. Broken files are left out and named."""
     import soundfile as sf

@@ -184,10 +184,17 @@ def test_cache_build_does_not_hang_after_torch_ran_on_threads(tmp_path):
         "c = AudioCache(sorted(glob.glob(sys.argv[1] + '/*.wav')), cache_path=sys.argv[2], workers=2)\n"
         "print(len(c))\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", code, str(folder), str(tmp_path / "cache")], cwd=root,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "64"
+    # its own process group, so a hang takes its decoder processes down with it
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder), str(tmp_path / "cache")], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.communicate()
+        raise AssertionError("building the cache hung for 120 s") from None
+    assert proc.returncode == 0, stderr[-2000:]
+    assert stdout.strip() == "64"
 
 
 def test_prepare_from_a_folder_of_speakers(tmp_path, capsys):

@@ -53,6 +53,7 @@ elif [ "${SET}" = soup ]; then          # session 6: MIN=7 (then INIT was stage 
   # and EDGES (the quiet-edge augmentation's probability, all runs; session 7 shipped a 0.3 CPU run) vary the call;
   # CONS (session 9) is the silence-consistency weight of all runs (train.py: consistency.weight)
   # EXTRA (session 15) is appended to every run's overrides, e.g. EXTRA='data.speaker_speeds=[0.9,1.1] data.p_speaker_speed=0.5'
+  # TEST_S (session 17) is the CUDA tests' time limit in seconds after the runs (default 150; 1 skips them in effect)
   b="data.num_workers=3 threads=1 $restart"
   for seed in ${SEEDS:-11 12 13}; do
     RUNS[ecapa-small-g$seed]="configs/ecapa-small.yaml --set $blind $b name=ecapa-small-g$seed out=runs/ecapa-small-g$seed init=${INIT:-checkpoints/ecapa-small.pt} seed=$seed teacher.weight=2.0 augment.p_edges=${EDGES:-0.0} consistency.weight=${CONS:-0.0} ${EXTRA:-}"

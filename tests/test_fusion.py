@@ -141,3 +141,17 @@ def test_a_fusion_of_fusions_is_refused(fused, tmp_path):
     torch.save(payload, tmp_path / "outer.pt")
     with pytest.raises(sc.CheckpointError, match="inner.pt is itself a fusion"):
         sc.load_model(tmp_path / "outer.pt")
+
+
+def test_the_shipped_default_is_the_fusion_of_the_shipped_files():
+    """The default (rule 29) pins both shipped checkpoints: replacing either without `fuse` again is refused at load."""
+    from speaker_core import api
+    from speaker_core.fusion import FusedRecognizer
+    if api.DEFAULT_MODEL != "ecapa-speakernet-fusion":
+        pytest.skip("SPEAKER_DEFAULT_MODEL chooses another default")
+    model = sc.load_model()
+    assert isinstance(model, FusedRecognizer)
+    assert [(m.name, w) for m, w in model.members] == [("ecapa-small", 0.7), ("speakernet-m", 0.3)]
+    assert model.emb_dim == 192 + 256 and model.scale == "as-norm"
+    assert model.threshold == model.meta["calibration"]["threshold"]
+    assert model.meta["score_norm"]["cohort"].shape[1] == model.emb_dim

@@ -198,16 +198,26 @@ class Models:
         self._ids: dict[str, str] = {}
         self._legacy: dict[str, str] = {}
         self._refs: dict[str, tuple[list[str], np.ndarray]] = {}
+        self._unloadable: set[str] = set()   # logged once each
 
     def choices(self) -> list[str]:
         return available_models(self.directory)
 
     def default(self) -> str | None:
+        """The configured default, else the first model of the folder. A default that does not load (a fusion whose
+        member file was replaced, a corrupt file) gives way to the next one that does, so the app still starts; the
+        failure is logged, and choosing that model in the selector shows its message."""
         names = self.choices()
-        for cand in (self._default, DEFAULT_MODEL):
-            if cand in names:
-                return cand
-        return names[0] if names else None
+        order = list(dict.fromkeys([c for c in (self._default, DEFAULT_MODEL) if c in names] + names))
+        for name in order:
+            try:
+                self.get(name)
+                return name
+            except Exception as e:
+                if name not in self._unloadable:
+                    self._unloadable.add(name)
+                    log.warning("model %s does not load, so it is not the default: %s", name, e)
+        return order[0] if order else None
 
     def path(self, name: str) -> Path:
         names = self.choices()

@@ -155,3 +155,23 @@ def test_the_shipped_default_is_the_fusion_of_the_shipped_files():
     assert model.emb_dim == 192 + 256 and model.scale == "as-norm"
     assert model.threshold == model.meta["calibration"]["threshold"]
     assert model.meta["score_norm"]["cohort"].shape[1] == model.emb_dim
+
+
+def test_a_default_fusion_that_no_longer_loads_gives_way(fused, tmp_path, caplog):
+    """A member replaced after `fuse` (e.g. a retrained checkpoint copied in): the app still starts on a model that
+    loads, and choosing the fusion says what to do."""
+    import shutil
+
+    import gradio as gr
+    from speaker_core.app_logic import Settings, Studio
+    from test_app_logic import ex
+    _, ck = fused
+    for f in ("a.pt", "b.pt", "ab.pt"):
+        shutil.copy(ck / f, tmp_path / f)
+    shutil.copy(ck / "b.pt", tmp_path / "a.pt")               # a different a.pt than the one fused
+    s = Studio(Settings(checkpoint_dir=tmp_path, gallery_path=":memory:", default_model="ab"))
+    assert s.default_model() == "a"
+    assert "ab does not load" in caplog.text
+    assert s.verify(ex("so0049_a.wav"), ex("so0049_b.wav"), None, None)[0]["model"] == "a"
+    with pytest.raises(gr.Error, match="calibrated with another a.pt"):
+        s.verify(ex("so0049_a.wav"), ex("so0049_b.wav"), "ab", None)

@@ -198,7 +198,7 @@ class Models:
         self._ids: dict[str, str] = {}
         self._legacy: dict[str, str] = {}
         self._refs: dict[str, tuple[list[str], np.ndarray]] = {}
-        self._unloadable: set[str] = set()   # logged once each
+        self._unloadable: set[str] = set()   # skipped as the default after one failed load
 
     def choices(self) -> list[str]:
         return available_models(self.directory)
@@ -206,17 +206,19 @@ class Models:
     def default(self) -> str | None:
         """The configured default, else the first model of the folder. A default that does not load (a fusion whose
         member file was replaced, a corrupt file) gives way to the next one that does, so the app still starts; the
-        failure is logged, and choosing that model in the selector shows its message."""
+        failure is logged once and not retried here (every request asks for the default), and choosing that model in
+        the selector shows its message."""
         names = self.choices()
         order = list(dict.fromkeys([c for c in (self._default, DEFAULT_MODEL) if c in names] + names))
         for name in order:
+            if name in self._unloadable:
+                continue
             try:
                 self.get(name)
                 return name
             except Exception as e:
-                if name not in self._unloadable:
-                    self._unloadable.add(name)
-                    log.warning("model %s does not load, so it is not the default: %s", name, e)
+                self._unloadable.add(name)
+                log.warning("model %s does not load, so it is not the default: %s", name, e)
         return order[0] if order else None
 
     def path(self, name: str) -> Path:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import gradio as gr
 
 from speaker_core import app_logic, views
 from speaker_core.app_logic import EXAMPLES_DIR, MAX_UPLOAD_MB, TOP_K, Settings, Studio, example_paths, source_digest
+from speaker_core.gallery import GalleryError
 from speaker_core.views import empty_html
 
 TITLE = "Speaker Recognition Studio"
@@ -409,7 +411,10 @@ def launch_kwargs() -> dict:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    studio = Studio(Settings.from_env())
+    try:
+        studio = Studio(Settings.from_env())
+    except GalleryError as e:   # SPEAKER_GALLERY_PATH names something that is not a gallery: say so, touch nothing
+        sys.exit(f"error: {e}")
     if studio.default_model():  # cached example results belong to one checkpoint's weights and one app version
         model_id = studio.models.model_id(None).replace("@", "-")
         code = source_digest(__file__, views.__file__, app_logic.__file__)

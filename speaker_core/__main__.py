@@ -1,4 +1,4 @@
-"""Command line: `python -m speaker_core {embed,verify,prepare,train,evaluate,calibrate,fuse} ...`."""
+"""Command line: `python -m speaker_core {embed,verify,enroll,identify,prepare,train,evaluate,calibrate,fuse} ...`."""
 from __future__ import annotations
 
 import argparse
@@ -42,15 +42,78 @@ def cmd_verify(argv) -> int:
     return 0
 
 
+def _gallery_options(ap) -> None:
+    ap.add_argument("--gallery", default="gallery.db", help="SQLite gallery file, as the app keeps it locally "
+                                                          "(default: gallery.db, created when missing)")
+    ap.add_argument("--model", default=None, help="shipped name or path to a .pt/.nemo checkpoint")
+    ap.add_argument("--device", default=None)
+
+
+def cmd_enroll(argv) -> int:
+    ap = argparse.ArgumentParser(prog="speaker_core enroll", description="Enroll a speaker in a gallery file from "
+                                 "one or more clips; the voiceprint is the normalised mean of their embeddings.")
+    ap.add_argument("name")
+    ap.add_argument("clips", nargs="+")
+    ap.add_argument("--add", action="store_true", help="add the clips to a speaker already enrolled")
+    _gallery_options(ap)
+    a = ap.parse_args(argv)
+    from .api import load_model
+    from .audio import load_clip
+    from .gallery import Gallery
+
+    model = load_model(a.model, device=a.device)
+    clips = [load_clip(p) for p in a.clips]   # every clip is checked before the gallery is touched
+    embs = model.embed_batch(clips)
+    with Gallery(a.gallery) as g:
+        write = g.add_clips if a.add else g.enroll
+        row = write(a.name, embs, model.model_id, durations=[c.duration for c in clips])
+    print(json.dumps({"speaker": row.name, "clips": row.clips, "model": model.model_id, "gallery": a.gallery},
+                     ensure_ascii=False))
+    return 0
+
+
+def cmd_identify(argv) -> int:
+    ap = argparse.ArgumentParser(prog="speaker_core identify", description="Who in a gallery file is speaking? "
+                                 "Prints JSON as the app's /identify does: speaker is null below the threshold.")
+    ap.add_argument("clip")
+    ap.add_argument("--threshold", type=float, default=None, help="on the checkpoint's score scale (default: its "
+                                                                   "calibrated one)")
+    ap.add_argument("--top-k", type=int, default=5)
+    _gallery_options(ap)
+    a = ap.parse_args(argv)
+    from pathlib import Path
+
+    from .api import load_model
+    from .gallery import Gallery, GalleryError
+
+    if a.gallery != ":memory:" and not Path(a.gallery).is_file():   # do not leave an empty database behind
+        raise GalleryError(f"No gallery file {a.gallery}: enroll a speaker first.")
+    model = load_model(a.model, device=a.device)
+    t = model.threshold if a.threshold is None else float(a.threshold)
+    e = model.embed_file(a.clip)
+    with Gallery(a.gallery) as g:
+        if not len(g):
+            raise GalleryError(f"The gallery {a.gallery} is empty: enroll a speaker first.")
+        best, ranking = g.identify(e, top_k=a.top_k, threshold=t, model_name=model.model_id,
+                                   scorer=model.compare_many)
+    print(json.dumps({"speaker": best.name if best else None, "score": round(ranking[0].score, 4),
+                      "threshold": round(t, 4), "scale": model.scale, "model": model.model_id,
+                      "ranking": [{"speaker": m.name, "score": round(m.score, 4)} for m in ranking]},
+                     ensure_ascii=False))
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"embed": cmd_embed, "verify": cmd_verify}
+    commands = {"embed": cmd_embed, "verify": cmd_verify, "enroll": cmd_enroll, "identify": cmd_identify}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands | {"prepare": 0, "train": 0, "evaluate": 0, "calibrate": 0, "fuse": 0}:
-        print("usage: python -m speaker_core {embed,verify,prepare,train,evaluate,calibrate,fuse} ...", file=sys.stderr)
+        print("usage: python -m speaker_core {embed,verify,enroll,identify,prepare,train,evaluate,calibrate,fuse} ...",
+              file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     cmd, rest = argv[0], argv[1:]
     from .audio import AudioError
     from .checkpoint import CheckpointError
+    from .gallery import GalleryError
 
     try:
         if cmd == "prepare":
@@ -66,7 +129,7 @@ def main(argv=None) -> int:
         else:
             fn = commands[cmd]
         return int(fn(rest) or 0)
-    except (AudioError, CheckpointError) as e:
+    except (AudioError, CheckpointError, GalleryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:  # a manifest, config or trials path

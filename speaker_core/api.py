@@ -4,6 +4,8 @@ The `SpeakerModel` network only sees tensors; everything that touches files live
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ import torch
 
 from .audio import DETECTORS, SAMPLE_RATE, Clip, canonical_edges, load_clip, windows
 from .checkpoint import FUSION_FORMAT, CheckpointError, load_checkpoint, model_from_payload, read_payload
-from .model import SpeakerModel
+from .model import SpeakerModel, config_to_dict
 from .scoring import ScoreNorm, cosine, score_norm_of, threshold_of
 
 CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
@@ -129,6 +131,12 @@ class Recognizer:
         return self.net.config
 
     @property
+    def model_id(self) -> str:
+        """Name plus a hash of what the embeddings depend on: a gallery never mixes voiceprints of different
+        weights, and the app and the command line label the same model alike."""
+        return f"{self.name}@{embedding_digest(self)}"
+
+    @property
     def labels(self) -> list[str]:
         return self.net.labels
 
@@ -230,6 +238,23 @@ class Recognizer:
         t = self.threshold if threshold is None else float(threshold)
         s = self.score(a, b)
         return VerifyResult(score=s, same_speaker=s >= t, threshold=t)
+
+
+def embedding_digest(model: Recognizer) -> str:
+    """10 hex digits of a hash over what a clip's embedding depends on: config, weights, embedding window and edge
+    handling. Calibration, cohort and metadata are left out: they change scores, not the stored voiceprints."""
+    members = getattr(model, "members", None)
+    if members:   # a fusion: its members' ids and weights
+        joined = ",".join(f"{embedding_digest(m)}*{w:g}" for m, w in members)
+        return hashlib.sha256(joined.encode()).hexdigest()[:10]
+    what = {"config": config_to_dict(model.config), "window": model.window}
+    if model.edges:   # only when set, so that the ids of checkpoints without it stay what they were
+        what["edges"] = model.edges
+    h = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode())
+    for k, v in sorted(model.net.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:10]
 
 
 def load_model(name_or_path=None, device=None) -> Recognizer:

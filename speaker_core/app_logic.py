@@ -31,15 +31,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import gradio as gr
 
 from . import projection
-from .api import DEFAULT_MODEL, Recognizer, available_models, load_model
+from .api import DEFAULT_MODEL, Recognizer, available_models, embedding_digest, load_model
 from .audio import AudioError, Clip, frame_db, load_clip
 from .checkpoint import CheckpointError
-from .model import config_to_dict
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name, voiceprint_of
 from .scoring import DEFAULT_THRESHOLD, calibration_samples
 from .views import (decision_html, empty_html, facts_html, failed_html, gallery_html, model_card_markdown,
@@ -166,23 +164,6 @@ def source_digest(*paths) -> str:
     h = hashlib.sha256()
     for p in paths:
         h.update(Path(p).read_bytes())
-    return h.hexdigest()[:10]
-
-
-def embedding_digest(model: Recognizer) -> str:
-    """10 hex digits of a hash over what a clip's embedding depends on: config, weights, embedding window and edge
-    handling. Calibration, cohort and metadata are left out: they change scores, not the stored voiceprints."""
-    members = getattr(model, "members", None)
-    if members:   # a fusion: its members' ids and weights
-        joined = ",".join(f"{embedding_digest(m)}*{w:g}" for m, w in members)
-        return hashlib.sha256(joined.encode()).hexdigest()[:10]
-    what = {"config": config_to_dict(model.config), "window": model.window}
-    if model.edges:   # only when set, so that the ids of checkpoints without it stay what they were
-        what["edges"] = model.edges
-    h = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode())
-    for k, v in sorted(model.net.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()[:10]
 
 

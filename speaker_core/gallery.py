@@ -169,8 +169,17 @@ class Gallery:
         self._lock = threading.RLock()
         # One connection shared by all threads, serialised by the lock; SQLite's
         # own file locking (WAL + busy timeout) covers other processes.
-        self._conn = sqlite3.connect(self.path, check_same_thread=False,
-                                     isolation_level=None, timeout=30.0)
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False,
+                                         isolation_level=None, timeout=30.0)
+            self._open()
+        except sqlite3.Error as e:   # not a database, a folder that does not exist, no permission
+            if hasattr(self, "_conn"):
+                self._conn.close()
+            raise GalleryError(f"Cannot open the gallery file {self.path}: {e}. Nothing was written to it; "
+                               "choose another file (SPEAKER_GALLERY_PATH in the app).") from None
+
+    def _open(self) -> None:
         with self._lock:
             self._conn.execute("PRAGMA foreign_keys = ON")
             if self.path != ":memory:":

@@ -104,6 +104,45 @@ def test_cli_embed_and_verify(ckpt_dir, clips, tmp_path):
         assert r.returncode == 1 and "No such file or directory" in r.stderr and "Traceback" not in r.stderr, args
 
 
+
+def test_cli_enroll_and_identify(ckpt_dir, clips, tmp_path):
+    db, missing = tmp_path / "g.db", tmp_path / "none.db"
+    env = {"SPEAKER_CORE_CHECKPOINTS": str(ckpt_dir), "PATH": "/usr/bin:/bin"}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "speaker_core", *map(str, args), "--model", "tiny"],
+                              capture_output=True, text=True, env=env, cwd=api.CHECKPOINT_DIR.parent)
+
+    r = run("enroll", "<b>Ada</b>", clips[0], clips[1], "--gallery", db)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["speaker"] == "<b>Ada</b>" and out["clips"] == 2 and out["model"].startswith("tiny@")
+    assert run("enroll", "Bob", clips[2], "--gallery", db).returncode == 0
+    r = run("identify", clips[2], "--gallery", db, "--threshold", "0.5")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["speaker"] == "Bob" and out["threshold"] == 0.5 and out["scale"] == "cosine"
+    assert [m["speaker"] for m in out["ranking"]][0] == "Bob" and out["score"] == pytest.approx(1.0, abs=1e-3)
+    out = json.loads(run("identify", clips[2], "--gallery", db, "--threshold", "1.01").stdout)
+    assert out["speaker"] is None   # below the threshold: unknown
+    assert json.loads(run("enroll", "Bob", clips[0], "--add", "--gallery", db).stdout)["clips"] == 2
+    for args, message in [(("enroll", "Bob", clips[0], "--gallery", db), "already enrolled"),
+                          (("enroll", "  ", clips[0], "--gallery", db), "Enter a speaker name"),
+                          (("identify", clips[0], "--gallery", missing), "enroll a speaker first"),
+                          (("enroll", "Eve", tmp_path / "no.wav", "--gallery", db), "Audio file not found")]:
+        r = run(*args)
+        assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    assert not missing.exists()   # identify does not create a gallery
+    before = db.read_bytes()
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not a database" * 10)
+    r = run("enroll", "Eve", clips[0], "--gallery", bad)
+    assert r.returncode == 1 and "Cannot open the gallery file" in r.stderr
+    assert bad.read_bytes() == b"not a database" * 10 and db.read_bytes() == before
+
+
 def _as_norm_checkpoint(path, cohort_dim=None, scale="as-norm"):
     from speaker_core.scoring import ScoreNorm
     torch.manual_seed(0)

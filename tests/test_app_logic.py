@@ -17,6 +17,7 @@ from speaker_core import api
 from speaker_core import app_logic as al
 from speaker_core import views
 from speaker_core.app_logic import Query, Settings, Studio
+from speaker_core.gallery import GalleryError
 
 
 def _untrained(arch: str = "ecapa-small", seed: int = 0):
@@ -461,6 +462,26 @@ def test_shared_file_gallery_persists(tmp_path, studio):
     s2 = Studio(settings)
     assert [r["name"] for r in s2.list_speakers(None)[0]] == ["Persist"]
     s2.shared_gallery.close()
+
+
+
+def test_a_gallery_enrolled_on_the_command_line_is_the_apps(tmp_path, studio):
+    """`python -m speaker_core enroll` labels voiceprints as the app does, so the app identifies from its file."""
+    from speaker_core.__main__ import main
+
+    db = tmp_path / "cli.db"
+    path = studio.models.path(DEFAULT)
+    assert main(["enroll", "From CLI", str(ex("so0049_a.wav")), "--gallery", str(db), "--model", str(path)]) == 0
+    s = Studio(Settings(checkpoint_dir=studio.settings.checkpoint_dir, gallery_path=str(db)))
+    s.models = studio.models  # reuse the loaded model
+    result, *_ = s.identify(ex("so0049_b.wav"), None, -100.0, 3, None)
+    assert result["speaker"] == "From CLI"
+    s.shared_gallery.close()
+    bad = tmp_path / "not-a-gallery.db"
+    bad.write_bytes(b"not sqlite" * 20)
+    with pytest.raises(GalleryError, match="Cannot open the gallery file"):
+        Studio(Settings(checkpoint_dir=studio.settings.checkpoint_dir, gallery_path=str(bad)))
+    assert bad.read_bytes() == b"not sqlite" * 20
 
 
 # -------------------------------------------------------------------------------- export / import

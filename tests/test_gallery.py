@@ -307,3 +307,13 @@ def test_identify_uses_the_models_scorer(g):
         return -(p @ q)            # a scale where lower cosine ranks first
     best, ranking = g.identify(prints[0], threshold=-0.5, scorer=scorer)
     assert calls == [(2, D)] and ranking[0].name == names[1] and best.name == names[1]
+
+
+def test_a_file_that_is_not_a_gallery_is_refused_untouched(tmp_path):
+    bad = tmp_path / "notes.db"
+    bad.write_bytes(b"my notes, not sqlite\n" * 50)
+    with pytest.raises(GalleryError, match="Cannot open the gallery file .*not a database"):
+        Gallery(str(bad))
+    assert bad.read_bytes() == b"my notes, not sqlite\n" * 50
+    with pytest.raises(GalleryError, match="Cannot open the gallery file"):
+        Gallery(str(tmp_path / "no-such-folder" / "g.db"))

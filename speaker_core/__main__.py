@@ -1,4 +1,4 @@
-"""Command line: `python -m speaker_core {embed,verify,enroll,identify,prepare,train,evaluate,calibrate,fuse} ...`."""
+"""Command line: `python -m speaker_core {embed,verify,enroll,identify,speakers,prepare,train,evaluate,calibrate,fuse} ...`."""
 from __future__ import annotations
 
 import argparse
@@ -81,17 +81,13 @@ def cmd_identify(argv) -> int:
     ap.add_argument("--top-k", type=int, default=5)
     _gallery_options(ap)
     a = ap.parse_args(argv)
-    from pathlib import Path
-
     from .api import load_model
-    from .gallery import Gallery, GalleryError
+    from .gallery import GalleryError
 
-    if a.gallery != ":memory:" and not Path(a.gallery).is_file():   # do not leave an empty database behind
-        raise GalleryError(f"No gallery file {a.gallery}: enroll a speaker first.")
     model = load_model(a.model, device=a.device)
     t = model.threshold if a.threshold is None else float(a.threshold)
     e = model.embed_file(a.clip)
-    with Gallery(a.gallery) as g:
+    with _existing_gallery(a.gallery) as g:
         if not len(g):
             raise GalleryError(f"The gallery {a.gallery} is empty: enroll a speaker first.")
         best, ranking = g.identify(e, top_k=a.top_k, threshold=t, model_name=model.model_id,
@@ -103,11 +99,39 @@ def cmd_identify(argv) -> int:
     return 0
 
 
+def _existing_gallery(path: str):
+    from pathlib import Path
+
+    from .gallery import Gallery, GalleryError
+
+    if path != ":memory:" and not Path(path).is_file():   # reading must not leave an empty database behind
+        raise GalleryError(f"No gallery file {path}: enroll a speaker first.")
+    return Gallery(path)
+
+
+def cmd_speakers(argv) -> int:
+    ap = argparse.ArgumentParser(prog="speaker_core speakers", description="List the speakers of a gallery file "
+                                 "as JSON, after deleting one with --delete (voiceprints are biometric data).")
+    ap.add_argument("--gallery", default="gallery.db")
+    ap.add_argument("--delete", metavar="NAME", default=None, help="delete this speaker and all their clips")
+    a = ap.parse_args(argv)
+    from .gallery import GalleryError
+
+    with _existing_gallery(a.gallery) as g:
+        if a.delete is not None and not g.delete(a.delete):
+            raise GalleryError(f"No speaker named '{a.delete}' is enrolled.")
+        rows = g.speakers()
+    print(json.dumps([{"speaker": r.name, "clips": r.clips, "enrolled": r.created, "updated": r.updated,
+                       "model": r.model} for r in rows], ensure_ascii=False))
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"embed": cmd_embed, "verify": cmd_verify, "enroll": cmd_enroll, "identify": cmd_identify}
+    commands = {"embed": cmd_embed, "verify": cmd_verify, "enroll": cmd_enroll, "identify": cmd_identify,
+                "speakers": cmd_speakers}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands | {"prepare": 0, "train": 0, "evaluate": 0, "calibrate": 0, "fuse": 0}:
-        print("usage: python -m speaker_core {embed,verify,enroll,identify,prepare,train,evaluate,calibrate,fuse} ...",
+        print("usage: python -m speaker_core {embed,verify,enroll,identify,speakers,prepare,train,evaluate,calibrate,fuse} ...",
               file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     cmd, rest = argv[0], argv[1:]

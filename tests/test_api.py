@@ -112,7 +112,8 @@ def test_cli_enroll_and_identify(ckpt_dir, clips, tmp_path):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "speaker_core", *map(str, args), "--model", "tiny"],
+        model = ["--model", "tiny"] if args[0] != "speakers" else []
+        return subprocess.run([sys.executable, "-m", "speaker_core", *map(str, args), *model],
                               capture_output=True, text=True, env=env, cwd=api.CHECKPOINT_DIR.parent)
 
     r = run("enroll", "<b>Ada</b>", clips[0], clips[1], "--gallery", db)
@@ -134,7 +135,14 @@ def test_cli_enroll_and_identify(ckpt_dir, clips, tmp_path):
                           (("enroll", "Eve", tmp_path / "no.wav", "--gallery", db), "Audio file not found")]:
         r = run(*args)
         assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
-    assert not missing.exists()   # identify does not create a gallery
+    listed = json.loads(run("speakers", "--gallery", db).stdout)
+    assert [(x["speaker"], x["clips"]) for x in listed] == [("<b>Ada</b>", 2), ("Bob", 2)]
+    assert [x["speaker"] for x in json.loads(run("speakers", "--gallery", db, "--delete", "bob").stdout)] == ["<b>Ada</b>"]
+    r = run("speakers", "--gallery", db, "--delete", "Bob")
+    assert r.returncode == 1 and "No speaker named 'Bob'" in r.stderr
+    r = run("speakers", "--gallery", missing)
+    assert r.returncode == 1 and "enroll a speaker first" in r.stderr
+    assert not missing.exists()   # reading does not create a gallery
     before = db.read_bytes()
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"not a database" * 10)

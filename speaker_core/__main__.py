@@ -63,11 +63,11 @@ def cmd_enroll(argv) -> int:
 
     model = load_model(a.model, device=a.device)
     clips = [load_clip(p) for p in a.clips]   # every clip is checked before the gallery is touched
-    embs = model.embed_batch(clips)
+    embs, model_id = model.embed_batch(clips), model.model_id
     with Gallery(a.gallery) as g:
         write = g.add_clips if a.add else g.enroll
-        row = write(a.name, embs, model.model_id, durations=[c.duration for c in clips])
-    print(json.dumps({"speaker": row.name, "clips": row.clips, "model": model.model_id, "gallery": a.gallery},
+        row = write(a.name, embs, model_id, durations=[c.duration for c in clips])
+    print(json.dumps({"speaker": row.name, "clips": row.clips, "model": model_id, "gallery": a.gallery},
                      ensure_ascii=False))
     return 0
 
@@ -86,14 +86,13 @@ def cmd_identify(argv) -> int:
 
     model = load_model(a.model, device=a.device)
     t = model.threshold if a.threshold is None else float(a.threshold)
-    e = model.embed_file(a.clip)
+    e, model_id = model.embed_file(a.clip), model.model_id
     with _existing_gallery(a.gallery) as g:
         if not len(g):
             raise GalleryError(f"The gallery {a.gallery} is empty: enroll a speaker first.")
-        best, ranking = g.identify(e, top_k=a.top_k, threshold=t, model_name=model.model_id,
-                                   scorer=model.compare_many)
+        best, ranking = g.identify(e, top_k=a.top_k, threshold=t, model_name=model_id, scorer=model.compare_many)
     print(json.dumps({"speaker": best.name if best else None, "score": round(ranking[0].score, 4),
-                      "threshold": round(t, 4), "scale": model.scale, "model": model.model_id,
+                      "threshold": round(t, 4), "scale": model.scale, "model": model_id,
                       "ranking": [{"speaker": m.name, "score": round(m.score, 4)} for m in ranking]},
                      ensure_ascii=False))
     return 0

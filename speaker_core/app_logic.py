@@ -35,7 +35,7 @@ import numpy as np
 import gradio as gr
 
 from . import projection
-from .api import DEFAULT_MODEL, Recognizer, available_models, embedding_digest, load_model
+from .api import DEFAULT_MODEL, Recognizer, available_models, load_model
 from .audio import AudioError, Clip, frame_db, load_clip
 from .checkpoint import CheckpointError
 from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name, voiceprint_of
@@ -221,7 +221,7 @@ class Models:
                 p = self.path(name)
                 model = load_model(p, device=self.device)
                 self._cache[name] = model
-                self._ids[name] = f"{name}@{embedding_digest(model)}"
+                self._ids[name] = model.model_id   # the label the command line gives the same file
                 # earlier versions hashed the whole file, so a new calibration looked like a new model
                 self._legacy[name] = f"{name}@{hashlib.sha256(p.read_bytes()).hexdigest()[:10]}"
             return self._cache[name]

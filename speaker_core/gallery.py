@@ -182,6 +182,8 @@ class Gallery:
     def _open(self) -> None:
         with self._lock:
             self._conn.execute("PRAGMA foreign_keys = ON")
+            # a deleted voiceprint is overwritten on disk, not left in free pages (off in some SQLite builds)
+            self._conn.execute("PRAGMA secure_delete = ON")
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = NORMAL")

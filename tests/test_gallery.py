@@ -317,3 +317,23 @@ def test_a_file_that_is_not_a_gallery_is_refused_untouched(tmp_path):
     assert bad.read_bytes() == b"my notes, not sqlite\n" * 50
     with pytest.raises(GalleryError, match="Cannot open the gallery file"):
         Gallery(str(tmp_path / "no-such-folder" / "g.db"))
+
+
+def test_a_deleted_speaker_leaves_no_voiceprint_in_the_file(tmp_path, monkeypatch):
+    connect = sqlite3.connect
+
+    def connect_insecure(*args, **kwargs):   # as in SQLite builds whose secure_delete default is off
+        conn = connect(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete = OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect_insecure)
+    path = tmp_path / "g.db"
+    g = Gallery(str(path))
+    _, prints = voice(7, n=2)
+    g.enroll("Victim", prints, "m@1")
+    g.enroll("Other", voice(8, n=1)[1], "m@1")
+    assert g.delete("Victim")
+    g.close()
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())   # the database and any WAL left
+    assert b"Victim" not in data and prints[0].astype("<f4").tobytes()[:64] not in data

@@ -389,8 +389,9 @@ class Gallery:
         """Delete a speaker and all their clips. Returns False if not enrolled."""
         name = normalize_name(name)
         with self._tx() as c:
-            cur = c.execute("DELETE FROM speakers WHERE name = ?", (name,))
-            return cur.rowcount > 0
+            deleted = c.execute("DELETE FROM speakers WHERE name = ?", (name,)).rowcount > 0
+        self._flush_deleted()
+        return deleted
 
     def clear(self) -> int:
         """Delete everything; returns how many speakers were removed."""
@@ -398,7 +399,15 @@ class Gallery:
             n = c.execute("SELECT COUNT(*) FROM speakers").fetchone()[0]
             c.execute("DELETE FROM clips")
             c.execute("DELETE FROM speakers")
+        self._flush_deleted()
         return int(n)
+
+    def _flush_deleted(self) -> None:
+        """Write the deletion into the database file now and empty the WAL, whose older page copies would still hold
+        the deleted voiceprints until the next checkpoint (best effort: a reader in another process can delay it)."""
+        if self.path != ":memory:":
+            with self._lock:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _row(self, name: str) -> SpeakerRow:
         for r in self.speakers():
@@ -501,6 +510,8 @@ class Gallery:
                         "VALUES (?, ?, ?, ?)",
                         [(sid, _blob(e), d, a) for e, d, a in
                          zip(sp["embeddings"], sp["durations"], sp["added"])])
+        if replace:
+            self._flush_deleted()
         return len(speakers)
 
 

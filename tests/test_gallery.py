@@ -334,6 +334,14 @@ def test_a_deleted_speaker_leaves_no_voiceprint_in_the_file(tmp_path, monkeypatc
     g.enroll("Victim", prints, "m@1")
     g.enroll("Other", voice(8, n=1)[1], "m@1")
     assert g.delete("Victim")
+
+    def on_disk():   # the database and its WAL
+        return b"".join(p.read_bytes() for p in tmp_path.iterdir())
+
+    assert b"Victim" not in on_disk() and prints[0].astype("<f4").tobytes()[:64] not in on_disk()   # at once
+    _, more = voice(9, n=1)
+    g.enroll("Gone", more, "m@1")
+    g.clear()
+    assert b"Gone" not in on_disk() and more[0].astype("<f4").tobytes()[:64] not in on_disk()
     g.close()
-    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())   # the database and any WAL left
-    assert b"Victim" not in data and prints[0].astype("<f4").tobytes()[:64] not in data
+    assert b"Victim" not in on_disk() and b"Gone" not in on_disk()

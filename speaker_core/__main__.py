@@ -42,11 +42,12 @@ def cmd_verify(argv) -> int:
     return 0
 
 
-def _gallery_options(ap) -> None:
+def _gallery_options(ap, model: bool = True) -> None:
     ap.add_argument("--gallery", default="gallery.db", help="SQLite gallery file, as the app keeps it locally "
-                                                          "(default: gallery.db, created when missing)")
-    ap.add_argument("--model", default=None, help="shipped name or path to a .pt/.nemo checkpoint")
-    ap.add_argument("--device", default=None)
+                                                          "(default: gallery.db; only enroll creates one)")
+    if model:
+        ap.add_argument("--model", default=None, help="shipped name or path to a .pt/.nemo checkpoint")
+        ap.add_argument("--device", default=None)
 
 
 def cmd_enroll(argv) -> int:
@@ -111,8 +112,8 @@ def _existing_gallery(path: str):
 def cmd_speakers(argv) -> int:
     ap = argparse.ArgumentParser(prog="speaker_core speakers", description="List the speakers of a gallery file "
                                  "as JSON, after deleting one with --delete (voiceprints are biometric data).")
-    ap.add_argument("--gallery", default="gallery.db")
     ap.add_argument("--delete", metavar="NAME", default=None, help="delete this speaker and all their clips")
+    _gallery_options(ap, model=False)
     a = ap.parse_args(argv)
     from .gallery import GalleryError
 

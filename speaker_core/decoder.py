@@ -84,19 +84,30 @@ class SpeakerDecoder(nn.Module):
 class AngularMarginLoss(nn.Module):
     """Additive angular margin softmax (ArcFace form), as NeMo's AngularSoftmaxLoss: cos(theta_y + m) * s.
 
+    With `topk` > 0, the cosines of each sample's `topk` highest-scoring wrong classes get `topk_margin` added
+    (the inter-top-k penalty), so the loss works hardest on the nearest other speakers. NeMo has no such term;
+    the default (0) is NeMo's loss.
+
     >>> loss = AngularMarginLoss()(torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 1]))
     >>> float(loss) > 0
     True
     """
 
-    def __init__(self, scale: float = 30.0, margin: float = 0.2, eps: float = 1e-7):
+    def __init__(self, scale: float = 30.0, margin: float = 0.2, eps: float = 1e-7, topk: int = 0,
+                 topk_margin: float = 0.0):
         super().__init__()
         self.scale, self.margin, self.eps = scale, margin, eps
+        self.topk, self.topk_margin = int(topk), float(topk_margin)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         target = logits.gather(1, labels[:, None]).clamp(-1 + self.eps, 1 - self.eps)
         numerator = self.scale * torch.cos(torch.acos(target) + self.margin)        # (B, 1)
+        if self.topk > 0 and self.topk_margin:
+            wrong = logits.detach().scatter(1, labels[:, None], float("-inf"))          # (B, N)
+            nearest = wrong.topk(min(self.topk, logits.shape[1] - 1), dim=1).indices   # (B, k)
+            logits = logits.scatter_add(1, nearest, torch.full(nearest.shape, self.topk_margin,
+                                                                dtype=logits.dtype, device=logits.device))
         z = (self.scale * logits).scatter(1, labels[:, None], numerator)
         # Same as NeMo's numerator - log(exp(numerator) + sum_{j!=y} exp(s*l_j)), via a stable logsumexp.
         return F.cross_entropy(z, labels)

@@ -62,7 +62,8 @@ DEFAULTS = {
     # padded copies in training mode, as session 9's GPU runs did
     "consistency": {"weight": 0.0, "fraction": 0.5, "pad": [0.25, 2.0], "edge_db": [-75.0, -40.0], "p_zeros": 0.2,
                     "mode": "eval"},
-    "loss": {"scale": 30.0, "margin": 0.2, "margin_warmup_epochs": 2},
+    # topk / topk_margin: the inter-top-k penalty (decoder.AngularMarginLoss), ramped in with the margin
+    "loss": {"scale": 30.0, "margin": 0.2, "margin_warmup_epochs": 2, "topk": 0, "topk_margin": 0.0},
     "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 1e-3, "momentum": 0.9, "betas": [0.9, 0.999],
               "warmup_ratio": 0.05, "min_lr_ratio": 0.01, "grad_clip": 1.0},
     "epochs": 20,
@@ -413,7 +414,9 @@ def recipe_summary(cfg: dict, world: int) -> dict:
     return {"preset": cfg["model"]["preset"], "model": cfg["model"], "notes": cfg.get("notes"),
             "max_minutes": cfg.get("max_minutes"), "threads": cfg.get("threads"),
             "decoder_overrides": cfg["model"].get("decoder") or {},
-            "loss": f"AAM softmax s={cfg['loss']['scale']} m={cfg['loss']['margin']}",
+            "loss": f"AAM softmax s={cfg['loss']['scale']} m={cfg['loss']['margin']}"
+                    + (f" inter-top-{cfg['loss']['topk']} m'={cfg['loss']['topk_margin']}"
+                       if cfg["loss"].get("topk") and cfg["loss"].get("topk_margin") else ""),
             "optimizer": cfg["optim"], "epochs": cfg["epochs"], "batch_size": cfg["batch_size"],
             "world_size": world, "crop_sec": [cfg["data"]["crop_min"], cfg["data"]["crop_max"]],
             "speaker_speeds": cfg["data"].get("speaker_speeds"), "p_speaker_speed": cfg["data"].get("p_speaker_speed"),
@@ -512,7 +515,8 @@ def train(cfg: dict, resume: bool = False) -> dict:
     sched = WarmupCosine(opt, total_steps, oc.get("warmup_ratio", 0.05), oc.get("min_lr_ratio", 0.0), budget)
     from .decoder import AngularMarginLoss
     lc = cfg["loss"]
-    loss_fn = AngularMarginLoss(scale=lc["scale"], margin=lc["margin"])
+    loss_fn = AngularMarginLoss(scale=lc["scale"], margin=lc["margin"], topk=lc.get("topk", 0),
+                                topk_margin=lc.get("topk_margin", 0.0))
 
     amp_dtype = None
     scaler = None
@@ -580,7 +584,8 @@ def train(cfg: dict, resume: bool = False) -> dict:
                 break
             n_steps += 1
             if mw:
-                loss_fn.margin = lc["margin"] * min(1.0, (epoch + it / steps_per_epoch) / mw)
+                ramp = min(1.0, (epoch + it / steps_per_epoch) / mw)
+                loss_fn.margin, loss_fn.topk_margin = lc["margin"] * ramp, lc.get("topk_margin", 0.0) * ramp
             wave, lengths, y = wave.to(device, non_blocking=True), lengths.to(device), y.to(device)
             if batch_aug is not None:
                 with torch.no_grad():

@@ -113,3 +113,19 @@ def test_angular_loss_and_training_step():
     logits = torch.tensor([[0.5, 0.1, -0.2]])
     plain = torch.nn.functional.cross_entropy(30 * logits, torch.tensor([0]))
     assert loss_fn(logits, torch.tensor([0])) > plain
+
+
+def test_inter_topk_penalty_adds_margin_to_the_nearest_wrong_classes_only():
+    logits = torch.tensor([[0.5, 0.4, 0.1, -0.3], [0.2, -0.1, 0.6, 0.3]], requires_grad=True)
+    y = torch.tensor([0, 2])
+    plain = AngularMarginLoss(30, 0.2)(logits, y)
+    pen = AngularMarginLoss(30, 0.2, topk=2, topk_margin=0.1)
+    # By hand: the two highest wrong classes of each row get +0.1 before scaling.
+    target = torch.cos(torch.acos(logits.detach().gather(1, y[:, None])) + 0.2) * 30
+    z = 30 * (logits.detach() + torch.tensor([[0, 0.1, 0.1, 0], [0.1, 0, 0, 0.1]]))
+    z = z.scatter(1, y[:, None], target)
+    assert torch.allclose(pen(logits, y), torch.nn.functional.cross_entropy(z, y))
+    assert pen(logits, y) > plain
+    # k larger than the wrong classes: all of them, no error; no penalty by default (NeMo's loss).
+    assert torch.isfinite(AngularMarginLoss(30, 0.2, topk=10, topk_margin=0.1)(logits, y))
+    assert torch.equal(AngularMarginLoss(30, 0.2, topk=5)(logits, y), plain)

@@ -32,14 +32,39 @@ def cmd_verify(argv) -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--threshold", type=float, default=None, help="threshold on the checkpoint's score scale (default: its calibrated one)")
     ap.add_argument("--device", default=None)
+    _clip_options(ap)
     a = ap.parse_args(argv)
     from .api import load_model
 
+    clips = _read_clips([a.a, a.b], a.max_seconds)
     model = load_model(a.model, device=a.device)
-    r = model.verify(a.a, a.b, threshold=a.threshold)
+    r = model.verify(*clips, threshold=a.threshold)
     print(json.dumps({"score": round(r.score, 4), "same_speaker": r.same_speaker, "threshold": round(r.threshold, 4),
                       "scale": model.scale, "model": model.name}))
     return 0
+
+
+def _clip_options(ap) -> None:
+    from .audio import MAX_SECONDS
+
+    ap.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="use only the first this many seconds "
+                    f"of each clip, as the app does (default: {MAX_SECONDS:g}; 0: whole clips)")
+
+
+def _read_clips(paths, max_seconds: float):
+    """Load clips as the app does: errors name the file, faint noise is refused, truncation is noted on stderr."""
+    from .audio import AudioError, load_clip, require_speech
+
+    clips = []
+    for p in paths:
+        try:
+            clips.append(require_speech(load_clip(p, max_seconds=max_seconds or None)))
+        except AudioError as e:
+            raise type(e)(f"{p}: {e}") from None
+        if clips[-1].truncated:
+            print(f"note: {p} is {clips[-1].orig_duration:.0f} s long: only the first {max_seconds:g} s were used",
+                  file=sys.stderr)
+    return clips
 
 
 def _gallery_options(ap, model: bool = True) -> None:
@@ -57,19 +82,28 @@ def cmd_enroll(argv) -> int:
     ap.add_argument("clips", nargs="+")
     ap.add_argument("--add", action="store_true", help="add the clips to a speaker already enrolled")
     _gallery_options(ap)
+    _clip_options(ap)
     a = ap.parse_args(argv)
     from .api import load_model
-    from .audio import load_clip
-    from .gallery import Gallery
+    from .gallery import Gallery, GalleryError, earlier_copies
 
+    clips = _read_clips(a.clips, a.max_seconds)   # every clip is checked before the gallery is touched
     model = load_model(a.model, device=a.device)
-    clips = [load_clip(p) for p in a.clips]   # every clip is checked before the gallery is touched
     embs, model_id = model.embed_batch(clips), model.model_id
     with Gallery(a.gallery) as g:
+        stored = g.clip_embeddings(a.name)[1] if a.add and a.name in g else []
+        copies = earlier_copies(embs, stored)   # a file given twice, or already enrolled, counts once
+        keep = [i for i, j in enumerate(copies) if j is None]
+        for i, j in enumerate(copies):
+            if j is not None:
+                same = "a clip already enrolled" if j < 0 else a.clips[j]
+                print(f"note: {a.clips[i]} is the same audio as {same}, so it was not added again", file=sys.stderr)
+        if not keep:
+            raise GalleryError(f"Every clip is already in {a.name}'s voiceprint: nothing was added.")
         write = g.add_clips if a.add else g.enroll
-        row = write(a.name, embs, model_id, durations=[c.duration for c in clips])
-    print(json.dumps({"speaker": row.name, "clips": row.clips, "model": model_id, "gallery": a.gallery},
-                     ensure_ascii=False))
+        row = write(a.name, embs[keep], model_id, durations=[clips[i].duration for i in keep])
+    print(json.dumps({"speaker": row.name, "clips": row.clips, "model": model_id, "gallery": a.gallery,
+                      "skipped": [a.clips[i] for i, j in enumerate(copies) if j is not None]}, ensure_ascii=False))
     return 0
 
 
@@ -81,13 +115,15 @@ def cmd_identify(argv) -> int:
                                                                    "calibrated one)")
     ap.add_argument("--top-k", type=int, default=5)
     _gallery_options(ap)
+    _clip_options(ap)
     a = ap.parse_args(argv)
     from .api import load_model
     from .gallery import GalleryError
 
+    clip = _read_clips([a.clip], a.max_seconds)[0]
     model = load_model(a.model, device=a.device)
     t = model.threshold if a.threshold is None else float(a.threshold)
-    e, model_id = model.embed_file(a.clip), model.model_id
+    e, model_id = model.embed_clip(clip), model.model_id
     with _existing_gallery(a.gallery) as g:
         if not len(g):
             raise GalleryError(f"The gallery {a.gallery} is empty: enroll a speaker first.")

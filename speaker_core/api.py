@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import DETECTORS, SAMPLE_RATE, Clip, canonical_edges, load_clip, windows
+from .audio import DETECTORS, SAMPLE_RATE, Clip, canonical_edges, load_clip, require_speech, windows
 from .checkpoint import FUSION_FORMAT, CheckpointError, load_checkpoint, model_from_payload, read_payload
 from .model import SpeakerModel, config_to_dict
 from .scoring import ScoreNorm, cosine, score_norm_of, threshold_of
@@ -234,9 +234,10 @@ class Recognizer:
         return self.compare(ea, eb)
 
     def verify(self, a, b, threshold: float | None = None) -> VerifyResult:
-        """Same speaker when score >= threshold (the checkpoint's calibrated threshold by default)."""
+        """Same speaker when score >= threshold (the checkpoint's calibrated threshold by default). A clip of faint
+        noise is refused with ``audio.NoSpeechError`` instead of scored: two of them would embed alike and match."""
         t = self.threshold if threshold is None else float(threshold)
-        s = self.score(a, b)
+        s = self.score(*(require_speech(load_clip(x)) for x in (a, b)))
         return VerifyResult(score=s, same_speaker=s >= t, threshold=t)
 
 

@@ -36,9 +36,10 @@ import gradio as gr
 
 from . import projection
 from .api import DEFAULT_MODEL, Recognizer, available_models, load_model
-from .audio import AudioError, Clip, frame_db, load_clip
+from .audio import MAX_SECONDS, NO_SPEECH_FRACTION, AudioError, Clip, frame_db, load_clip, require_speech
 from .checkpoint import CheckpointError
-from .gallery import MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, normalize_name, voiceprint_of
+from .gallery import (MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, earlier_copies, normalize_name,
+                      voiceprint_of)
 from .scoring import DEFAULT_THRESHOLD, calibration_samples
 from .views import (decision_html, empty_html, facts_html, failed_html, gallery_html, model_card_markdown,
                     ranking_plot, score_plot, stricter_threshold, voiceprint_html)
@@ -50,11 +51,8 @@ ASSETS = ROOT / "assets"
 EXAMPLES_DIR = ASSETS / "examples"
 REFERENCE_DIR = ASSETS / "reference"
 
-MAX_SECONDS = 30.0          # longer clips are truncated (with a warning)
 SHORT_SECONDS = 2.0         # below this, scores get noisy: warn
 LOW_SPEECH_FRACTION = 0.3   # under 30 % active frames: warn "mostly silence"
-NO_SPEECH_FRACTION = 0.05   # under 5 % active frames and...
-FAINT_DBFS = -40.0          # ...loudest 25 ms frame under -40 dBFS: near-silence, refuse it
 QUIET_DBFS = -35.0          # loudest 25 ms frame below this: warn "very quiet"
 CLIPPED_FRACTION = 0.001    # 0.1 % of samples at full scale: warn "clipped"
 # Silence around the words shifts scores. On dev (session 8), 1.5 s of quiet noise before and after one clip of
@@ -66,9 +64,6 @@ MAX_ENROLL_CLIPS = 20
 # Uploaded audio and the files the app hands out (gallery exports hold voiceprints) are deleted this long after
 # they were written, and when the app stops, instead of piling up in the server's temporary folder.
 KEEP_FILES_SECONDS = 3600
-# The same audio embeds to the same vector (cosine 1.0 up to float rounding); two recordings, even halves of one
-# take, stay far below this. Used to keep a clip uploaded twice from counting twice in a voiceprint.
-SAME_AUDIO_COSINE = 0.9999
 TOP_K = 5
 SESSION = "session"
 
@@ -300,15 +295,9 @@ def read_clip(audio, what: str, max_seconds: float = MAX_SECONDS) -> Clip:
         if size > MAX_UPLOAD_MB * 2**20:
             raise UserError(f"{what}: the file is {size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB.")
     try:
-        clip = load_clip(src, max_seconds=max_seconds)
+        return require_speech(load_clip(src, max_seconds=max_seconds))   # faint noise must never "match" anybody
     except AudioError as e:
         raise UserError(f"{what}: {e}") from None
-    # A near-silent clip (faint noise only) must never "match" anybody. The energy detector
-    # alone would also flag continuous speech or noisy recordings, so the level decides too.
-    if clip.speech_fraction < NO_SPEECH_FRACTION and float(frame_db(clip.wave).max()) < FAINT_DBFS:
-        raise UserError(f"{what}: almost no speech detected: the clip holds only faint noise. "
-                        "Record closer to the microphone, or upload another file.")
-    return clip
 
 
 def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS, edges: dict | None = None) -> list[str]:
@@ -709,14 +698,12 @@ class Studio:
             durations.append(round(clip.duration, 3))
             labels.append(what)
         stored = gallery.clip_embeddings(name)[1] if exists else []
-        earlier = [(f"a clip already in {name}'s voiceprint", e) for e in stored]
         keep = []
-        for i, e in enumerate(embs):
-            same = next((lab for lab, x in earlier if float(np.dot(e, x)) >= SAME_AUDIO_COSINE), None)
-            if same is None:
+        for i, j in enumerate(earlier_copies(embs, stored)):
+            if j is None:
                 keep.append(i)
-                earlier.append((f"clip {i + 1}", e))
             else:
+                same = f"a clip already in {name}'s voiceprint" if j < 0 else f"clip {j + 1}"
                 notes.append(f"{labels[i]}: the same audio as {same}, so it was not added again")
         if not keep:
             raise UserError(f"Every clip is already in {name}'s voiceprint: nothing was added.")

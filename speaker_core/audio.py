@@ -26,6 +26,13 @@ MIN_DURATION = 0.25
 # A clip whose loudest 25 ms frame stays under -60 dBFS carries no usable signal.
 SILENCE_DBFS = -60.0
 MAX_FILE_BYTES = 200 * 1024 * 1024
+# A clip with under 5 % active frames whose loudest frame stays under -40 dBFS is faint noise, not speech: two
+# such clips embed alike and would "match". The energy detector alone would also flag continuous speech or noisy
+# recordings, so the level decides too. `require_speech` refuses them wherever a clip is scored or enrolled.
+NO_SPEECH_FRACTION = 0.05
+FAINT_DBFS = -40.0
+# Where a person's clip is scored (the app, `verify`, the command line), only its first 30 s are used.
+MAX_SECONDS = 30.0
 # Under 4 kHz sampling nothing above 2 kHz survives: no formants to tell voices apart (telephone audio is 8 kHz).
 MIN_SAMPLE_RATE = 4000
 # canonical_edges' settings: keep 0.2 s of each edge's silence (the training clips' median edge), then 1.5 s of
@@ -60,6 +67,10 @@ class TooShortError(AudioError):
 
 class SilentAudioError(AudioError):
     """The clip is digital silence or near it."""
+
+
+class NoSpeechError(AudioError):
+    """The clip holds only faint noise (`require_speech`)."""
 
 
 @dataclass
@@ -315,6 +326,14 @@ def validate(wave: np.ndarray, min_duration: float = MIN_DURATION) -> None:
         raise TooShortError(f"The clip is {dur:.2f} s long; at least {min_duration:.1f} s of speech is needed.")
     if frame_db(wave).max() < SILENCE_DBFS:
         raise SilentAudioError("The clip is silent (no frame above -60 dBFS). Check the microphone or the file.")
+
+
+def require_speech(clip: "Clip") -> "Clip":
+    """Raise NoSpeechError for a clip of faint noise (see NO_SPEECH_FRACTION); return the clip otherwise."""
+    if clip.speech_fraction < NO_SPEECH_FRACTION and float(frame_db(clip.wave).max()) < FAINT_DBFS:
+        raise NoSpeechError("almost no speech detected: the clip holds only faint noise. Record closer to the "
+                            "microphone, or upload another file.")
+    return clip
 
 
 def windows(wave: np.ndarray, window: float, hop: float, sample_rate: int = SAMPLE_RATE) -> list[np.ndarray]:

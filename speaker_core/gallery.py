@@ -37,6 +37,9 @@ MAX_CLIPS_PER_SPEAKER = 100
 MAX_DIM = 4096
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 MAX_DURATION = 24 * 3600.0
+# The same audio embeds to the same vector (cosine 1.0 up to float rounding); two recordings, even halves of one
+# take, stay far below this. Used to keep a clip uploaded twice from counting twice in a voiceprint.
+SAME_AUDIO_COSINE = 0.9999
 
 
 class GalleryError(ValueError):
@@ -123,6 +126,24 @@ def voiceprint_of(clips: np.ndarray) -> np.ndarray:
     if n <= 1e-12:  # clips cancel out exactly: fall back to the first clip
         return clips[0].astype(np.float32)
     return (mean / n).astype(np.float32)
+
+
+def earlier_copies(new, stored=()) -> list[int | None]:
+    """For each new unit embedding: None when its audio is new, -1 when it is already among ``stored``, or the
+    index of an earlier new embedding of the same audio. Only the None ones belong in a voiceprint.
+
+    >>> a, b = np.eye(3, dtype=np.float32)[:2]
+    >>> earlier_copies([a, b, a], stored=[b])
+    [None, -1, 0]
+    """
+    seen = [(-1, np.asarray(e, np.float32)) for e in stored]
+    out: list[int | None] = []
+    for i, e in enumerate(new):
+        e = np.asarray(e, np.float32)
+        out.append(next((j for j, x in seen if float(np.dot(e, x)) >= SAME_AUDIO_COSINE), None))
+        if out[-1] is None:
+            seen.append((i, e))
+    return out
 
 
 def _blob(v: np.ndarray) -> bytes:

@@ -151,6 +151,48 @@ def test_cli_enroll_and_identify(ckpt_dir, clips, tmp_path):
     assert bad.read_bytes() == b"not a database" * 10 and db.read_bytes() == before
 
 
+def test_cli_reads_clips_as_the_app_does(ckpt_dir, clips, tmp_path):
+    """Faint noise is refused (it would match other faint noise), the same audio counts once in a voiceprint,
+    and clips over 30 s are truncated with a note: the app's rules, on the command line."""
+    env = {"SPEAKER_CORE_CHECKPOINTS": str(ckpt_dir), "PATH": "/usr/bin:/bin"}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "speaker_core", *map(str, args), "--model", "tiny"],
+                              capture_output=True, text=True, env=env, cwd=api.CHECKPOINT_DIR.parent)
+
+    rng = np.random.default_rng(1)
+    faint = tmp_path / "faint.wav"
+    sf.write(faint, rng.normal(0, 0.003, 32000).astype(np.float32), 16000)
+    r = run("verify", faint, faint)
+    assert r.returncode == 1 and "almost no speech" in r.stderr and str(faint) in r.stderr, r.stderr
+    db = tmp_path / "g.db"
+    r = run("enroll", "Eve", clips[0], faint, "--gallery", db)
+    assert r.returncode == 1 and "almost no speech" in r.stderr and not db.exists()
+    copy = tmp_path / "copy.flac"   # the same audio in another container
+    sf.write(copy, sf.read(clips[0], dtype="float32")[0], 16000)
+    r = run("enroll", "Cy", clips[0], copy, clips[1], "--gallery", db)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["clips"] == 2 and out["skipped"] == [str(copy)] and f"same audio as {clips[0]}" in r.stderr
+    r = run("enroll", "Cy", copy, "--add", "--gallery", db)
+    assert r.returncode == 1 and "Every clip is already in Cy's voiceprint" in r.stderr
+    long = tmp_path / "long.wav"
+    sf.write(long, np.resize(sf.read(clips[2], dtype="float32")[0], 16000 * 35), 16000)
+    r = run("identify", long, "--gallery", db)
+    assert r.returncode == 0 and "35 s long: only the first 30 s were used" in r.stderr, r.stderr
+    assert "only the first" not in run("identify", long, "--gallery", db, "--max-seconds", "0").stderr
+
+
+def test_library_verify_refuses_faint_noise_but_embed_does_not(ckpt_dir):
+    m = sc.load_model(ckpt_dir / "tiny.pt")
+    faint = np.random.default_rng(2).normal(0, 0.003, 32000).astype(np.float32)
+    with pytest.raises(sc.AudioError, match="almost no speech"):
+        m.verify((faint, 16000), (faint, 16000))
+    assert m.embed(faint).shape == (m.emb_dim,)   # bulk embedding (evaluation, calibration) takes any audio
+
+
 def _as_norm_checkpoint(path, cohort_dim=None, scale="as-norm"):
     from speaker_core.scoring import ScoreNorm
     torch.manual_seed(0)

@@ -85,7 +85,7 @@ def cmd_enroll(argv) -> int:
     _clip_options(ap)
     a = ap.parse_args(argv)
     from .api import load_model
-    from .gallery import Gallery, GalleryError, earlier_copies
+    from .gallery import Gallery, GalleryError, earlier_copies, enrollment_consistency
 
     clips = _read_clips(a.clips, a.max_seconds)   # every clip is checked before the gallery is touched
     model = load_model(a.model, device=a.device)
@@ -100,9 +100,15 @@ def cmd_enroll(argv) -> int:
                 print(f"note: {a.clips[i]} is the same audio as {same}, so it was not added again", file=sys.stderr)
         if not keep:
             raise GalleryError(f"Every clip is already in {a.name}'s voiceprint: nothing was added.")
+        consistency = enrollment_consistency(model.compare_many, embs[keep], stored)
+        for i, c in zip(keep, consistency):
+            if c is not None and c < model.threshold:
+                print(f"note: {a.clips[i]} scores {c:.2f} against the speaker's other clips, under the threshold "
+                      f"{model.threshold:.2f}: another person, or a poor recording?", file=sys.stderr)
         write = g.add_clips if a.add else g.enroll
         row = write(a.name, embs[keep], model_id, durations=[clips[i].duration for i in keep])
     print(json.dumps({"speaker": row.name, "clips": row.clips, "model": model_id, "gallery": a.gallery,
+                      "consistency": [None if c is None else round(c, 4) for c in consistency],
                       "skipped": [a.clips[i] for i, j in enumerate(copies) if j is not None]}, ensure_ascii=False))
     return 0
 

@@ -38,8 +38,8 @@ from . import projection
 from .api import DEFAULT_MODEL, Recognizer, available_models, load_model
 from .audio import MAX_SECONDS, NO_SPEECH_FRACTION, AudioError, Clip, frame_db, load_clip, require_speech
 from .checkpoint import CheckpointError
-from .gallery import (MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, earlier_copies, normalize_name,
-                      voiceprint_of)
+from .gallery import (MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, earlier_copies,
+                      enrollment_consistency, normalize_name)
 from .scoring import DEFAULT_THRESHOLD, calibration_samples
 from .views import (decision_html, empty_html, facts_html, failed_html, gallery_html, model_card_markdown,
                     ranking_plot, score_plot, stricter_threshold, voiceprint_html)
@@ -326,19 +326,6 @@ def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS, edges: dict | No
             w.append(f"{lead:.1f} s of silence before the words and {tail:.1f} s after: silence shifts the score, "
                      "so trim it, or start speaking right after pressing record")
     return w
-
-
-def enrollment_consistency(model: Recognizer, new, stored=()) -> list[float | None]:
-    """Each new clip's score against the voiceprint of every other clip of the speaker (the stored ones and the
-    other new ones), on the model's scale; None when it is the only clip. A clip that scores under the threshold
-    against the rest is likely another person or a poor recording, and would pull the voiceprint away. The
-    embeddings are unit length, as ``embed_clip`` gives them and the gallery stores them."""
-    clips, stored = list(new), list(stored)
-    out: list[float | None] = []
-    for i, e in enumerate(clips):
-        others = stored + clips[:i] + clips[i + 1:]
-        out.append(float(model.compare_many(e, voiceprint_of(np.stack(others))[None])[0]) if others else None)
-    return out
 
 
 def clip_facts(clip: Clip, label: str, max_seconds: float = MAX_SECONDS, edges: dict | None = None) -> dict:
@@ -708,7 +695,7 @@ class Studio:
         if not keep:
             raise UserError(f"Every clip is already in {name}'s voiceprint: nothing was added.")
         embs, durations, n = [embs[i] for i in keep], [durations[i] for i in keep], len(keep)
-        consistency = enrollment_consistency(model, embs, stored)
+        consistency = enrollment_consistency(model.compare_many, embs, stored)
         threshold = float(model.threshold)
         low = [(i, s) for i, s in zip(keep, consistency) if s is not None and s < threshold]
         if len(low) == 2 and n == 2 and not len(stored):   # two clips that disagree: one note, not two

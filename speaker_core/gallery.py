@@ -146,6 +146,19 @@ def earlier_copies(new, stored=()) -> list[int | None]:
     return out
 
 
+def enrollment_consistency(scorer, new, stored=()) -> list[float | None]:
+    """Each new clip's score against the voiceprint of every other clip of the speaker (the stored ones and the
+    other new ones), with ``scorer(query (D,), prints (N, D)) -> (N,)`` (``Recognizer.compare_many``); None when
+    it is the only clip. A clip that scores under the threshold against the rest is likely another person or a
+    poor recording, and would pull the voiceprint away. The embeddings are unit length, as stored."""
+    clips, stored = list(new), list(stored)
+    out: list[float | None] = []
+    for i, e in enumerate(clips):
+        others = stored + clips[:i] + clips[i + 1:]
+        out.append(float(scorer(e, voiceprint_of(np.stack(others))[None])[0]) if others else None)
+    return out
+
+
 def _blob(v: np.ndarray) -> bytes:
     return np.ascontiguousarray(v, dtype="<f4").tobytes()
 

@@ -176,6 +176,8 @@ def test_cli_reads_clips_as_the_app_does(ckpt_dir, clips, tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["clips"] == 2 and out["skipped"] == [str(copy)] and f"same audio as {clips[0]}" in r.stderr
+    a, b = out["consistency"]   # each kept clip against the other, as /enroll reports it
+    assert a == pytest.approx(b, abs=1e-4) and -1 <= a <= 1
     r = run("enroll", "Cy", copy, "--add", "--gallery", db)
     assert r.returncode == 1 and "Every clip is already in Cy's voiceprint" in r.stderr
     long = tmp_path / "long.wav"

@@ -1,4 +1,4 @@
-"""Command line: `python -m speaker_core {embed,verify,enroll,identify,speakers,prepare,train,evaluate,calibrate,fuse} ...`."""
+"""Command line: `python -m speaker_core COMMAND ...`; `python -m speaker_core` alone lists the commands."""
 from __future__ import annotations
 
 import argparse
@@ -168,33 +168,45 @@ def cmd_speakers(argv) -> int:
     return 0
 
 
+def _lazy(module: str, name: str):
+    """A command whose module (torch training, evaluation) is imported only when it runs."""
+    def run(argv):
+        import importlib
+
+        return getattr(importlib.import_module(module, __package__), name)(argv)
+    return run
+
+
+COMMANDS = {
+    "embed": (cmd_embed, "embed audio files into an (N, D) .npy array"),
+    "verify": (cmd_verify, "are two clips the same speaker? (JSON)"),
+    "enroll": (cmd_enroll, "enroll a speaker in a gallery file from one or more clips"),
+    "identify": (cmd_identify, "who in a gallery file is speaking? (JSON)"),
+    "speakers": (cmd_speakers, "list a gallery file's speakers, or delete one"),
+    "prepare": (_lazy(".data", "main_prepare"), "build speaker-disjoint train/dev manifests from a speech folder"),
+    "train": (_lazy(".train", "main_train"), "train or warm-restart a model from a YAML config (torchrun too)"),
+    "evaluate": (_lazy(".evaluate", "main_evaluate"), "EER, minDCF, DET curve and score histograms on trials"),
+    "calibrate": (_lazy(".evaluate", "main_calibrate"), "add an AS-norm cohort and a threshold to a checkpoint"),
+    "fuse": (_lazy(".fusion", "main_fuse"), "fuse calibrated checkpoints into one default"),
+}
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"embed": cmd_embed, "verify": cmd_verify, "enroll": cmd_enroll, "identify": cmd_identify,
-                "speakers": cmd_speakers}
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands | {"prepare": 0, "train": 0, "evaluate": 0, "calibrate": 0, "fuse": 0}:
-        print("usage: python -m speaker_core {embed,verify,enroll,identify,speakers,prepare,train,evaluate,calibrate,fuse} ...",
-              file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    cmd, rest = argv[0], argv[1:]
+    if not argv or argv[0] not in COMMANDS:
+        asked = bool(argv) and argv[0] in ("-h", "--help")
+        if argv and not asked:
+            print(f"error: unknown command '{argv[0]}'", file=sys.stderr)
+        print("usage: python -m speaker_core COMMAND ... (COMMAND -h for its options)\n\ncommands:", file=sys.stderr)
+        for name, (_, what) in COMMANDS.items():
+            print(f"  {name:<10} {what}", file=sys.stderr)
+        return 0 if asked else 2
     from .audio import AudioError
     from .checkpoint import CheckpointError
     from .gallery import GalleryError
 
     try:
-        if cmd == "prepare":
-            from .data import main_prepare as fn
-        elif cmd == "train":
-            from .train import main_train as fn
-        elif cmd == "evaluate":
-            from .evaluate import main_evaluate as fn
-        elif cmd == "calibrate":
-            from .evaluate import main_calibrate as fn
-        elif cmd == "fuse":
-            from .fusion import main_fuse as fn
-        else:
-            fn = commands[cmd]
-        return int(fn(rest) or 0)
+        return int(COMMANDS[argv[0]][0](argv[1:]) or 0)
     except (AudioError, CheckpointError, GalleryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -292,3 +292,12 @@ def test_malformed_edges_are_refused(ckpt_dir, tmp_path, bad):
     save_checkpoint(tmp_path / "bad.pt", m0.net, meta={**m0.meta, "edges": bad}, half=True, drop_head=True)
     with pytest.raises(sc.CheckpointError, match="edges"):
         sc.load_model(tmp_path / "bad.pt")
+
+
+def test_cli_lists_its_commands(capsys):
+    from speaker_core.__main__ import COMMANDS, main
+
+    assert main([]) == 2 and main(["-h"]) == 0
+    assert main(["frob"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'frob'" in err and all(f"  {name} " in err for name in COMMANDS)

@@ -75,6 +75,22 @@ def _gallery_options(ap, model: bool = True) -> None:
         ap.add_argument("--device", default=None)
 
 
+def _same_model(g, model_id: str, path: str) -> None:
+    """A gallery file holds one model's voiceprints: say which --model reads it."""
+    from .gallery import GalleryError
+
+    held = g.model()
+    if held is None or held[0] == model_id:
+        return
+    name, this = held[0].split("@")[0], model_id.split("@")[0]
+    if name == this:
+        raise GalleryError(f"{path} holds voiceprints made with another version of '{name}' ({held[0]}, this one is "
+                           f"{model_id}): its weights changed since, so enroll the speakers again into a new "
+                           "--gallery file.")
+    raise GalleryError(f"{path} holds voiceprints made with '{held[0]}', not '{model_id}': pass --model {name}, or "
+                       "use another --gallery file.")
+
+
 def cmd_enroll(argv) -> int:
     ap = argparse.ArgumentParser(prog="speaker_core enroll", description="Enroll a speaker in a gallery file from "
                                  "one or more clips; the voiceprint is the normalised mean of their embeddings.")
@@ -91,6 +107,7 @@ def cmd_enroll(argv) -> int:
     model = load_model(a.model, device=a.device)
     embs, model_id = model.embed_batch(clips), model.model_id
     with Gallery(a.gallery) as g:
+        _same_model(g, model_id, a.gallery)
         stored = g.clip_embeddings(a.name)[1] if a.add and a.name in g else []
         copies = earlier_copies(embs, stored)   # a file given twice, or already enrolled, counts once
         keep = [i for i, j in enumerate(copies) if j is None]
@@ -133,6 +150,7 @@ def cmd_identify(argv) -> int:
     with _existing_gallery(a.gallery) as g:
         if not len(g):
             raise GalleryError(f"The gallery {a.gallery} is empty: enroll a speaker first.")
+        _same_model(g, model_id, a.gallery)
         best, ranking = g.identify(e, top_k=a.top_k, threshold=t, model_name=model_id, scorer=model.compare_many)
     print(json.dumps({"speaker": best.name if best else None, "score": round(ranking[0].score, 4),
                       "threshold": round(t, 4), "scale": model.scale, "model": model_id,

@@ -185,6 +185,19 @@ def test_cli_reads_clips_as_the_app_does(ckpt_dir, clips, tmp_path):
     r = run("identify", long, "--gallery", db)
     assert r.returncode == 0 and "35 s long: only the first 30 s were used" in r.stderr, r.stderr
     assert "only the first" not in run("identify", long, "--gallery", db, "--max-seconds", "0").stderr
+    # another model's gallery: the message names the --model that reads it, or says the weights changed
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tiny2.pt").write_bytes((ckpt_dir / "tiny.pt").read_bytes())
+    torch.manual_seed(5)
+    save_checkpoint(other / "tiny.pt", SpeakerModel(small("speakernet-m")), half=True, drop_head=True)
+    for model, message in [("tiny2.pt", "pass --model tiny, or use another --gallery file"),
+                           ("tiny.pt", "another version of 'tiny'")]:
+        for cmd in (("identify", clips[1]), ("enroll", "Dee", clips[1])):
+            r = subprocess.run([sys.executable, "-m", "speaker_core", *map(str, cmd), "--gallery", str(db),
+                                "--model", str(other / model)], capture_output=True, text=True, env=env,
+                               cwd=api.CHECKPOINT_DIR.parent)
+            assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, (cmd, r.stderr)
 
 
 def test_library_verify_refuses_faint_noise_but_embed_does_not(ckpt_dir):

@@ -357,10 +357,15 @@ def tile_to(x: np.ndarray, n: int) -> np.ndarray:
 
 def random_crop(x: np.ndarray, n: int, rng: np.random.RandomState) -> np.ndarray:
     """A random ``n``-sample window of ``x``; shorter signals are tiled to ``n``."""
+    return _crop(x, n, rng)[0]
+
+
+def _crop(x: np.ndarray, n: int, rng: np.random.RandomState) -> Tuple[np.ndarray, float]:
+    """``random_crop`` and the centre of the window in ``x``'s samples (a tiled signal's own centre)."""
     if len(x) <= n:
-        return tile_to(x, n)
+        return tile_to(x, n), len(x) / 2
     start = rng.randint(0, len(x) - n + 1)
-    return x[start:start + n]
+    return x[start:start + n], start + n / 2
 
 
 def collate_waves(batch: Sequence[Tuple[torch.Tensor, int]]):
@@ -431,7 +436,8 @@ def speaker_classes(labels: Sequence[str], speaker_speeds: Sequence[float] = ())
 
 
 class TrainDataset(torch.utils.data.Dataset):
-    """Random crops from the cached waves. ``__getitem__((index, crop_samples))`` -> (wave, label_id, index).
+    """Random crops from the cached waves. ``__getitem__((index, crop_samples))`` -> (wave, label_id, index,
+    centre), where ``centre`` is where the crop sits in the file (samples), for per-window distillation targets.
 
     ``augment`` is an optional callable ``(wave_tensor, rng) -> wave_tensor`` (see speaker_core.augment).
 
@@ -483,21 +489,22 @@ class TrainDataset(torch.utils.data.Dataset):
             k = self._rng.randint(len(self.speaker_speeds))
         f = self.speaker_speeds[k] if k >= 0 else 1.0
         # crop before converting: clips can be long; a sped-up copy needs n * f source samples to fill n
-        x = random_crop(self.cache.get_int16(i), int(round(n * f)), self._rng)
+        x, centre = _crop(self.cache.get_int16(i), int(round(n * f)), self._rng)
         w = torch.from_numpy(int16_to_float(x))
         if k >= 0:
             w = fit_length(resample_speed(w, f), n, self._rng)
             y += (k + 1) * len(self.labels)
         if self.augment is not None:
             w = self.augment(w, self._rng)
-        return w, y, i
+        return w, y, i, centre
 
 
 def collate_train(batch):
-    """(wave, label, index) items -> (wave (B, N), lengths (B,), labels (B,), indices (B,))."""
-    waves, lengths, labels = collate_waves([(w, l) for w, l, _ in batch])
-    idx = torch.tensor([i for _, _, i in batch], dtype=torch.int64)
-    return waves, lengths, labels, idx
+    """(wave, label, index, centre) items -> (wave (B, N), lengths (B,), labels (B,), indices (B,), centres (B,))."""
+    waves, lengths, labels = collate_waves([(w, l) for w, l, _, _ in batch])
+    idx = torch.tensor([i for _, _, i, _ in batch], dtype=torch.int64)
+    centres = torch.tensor([c for _, _, _, c in batch], dtype=torch.float64)
+    return waves, lengths, labels, idx, centres
 
 
 if __name__ == "__main__":

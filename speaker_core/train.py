@@ -497,7 +497,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
     if tc.get("weight") and tc.get("path"):
         from .teacher import DistillHead, load_teacher
         teacher = load_teacher(tc["path"], n_rows=len(train_rows)).to(device)
-        distill = DistillHead(model.emb_dim, teacher.shape[1]).to(device)
+        distill = DistillHead(model.emb_dim, teacher.dim).to(device)
     cc = cfg.get("consistency") or {}
     cw = float(cc.get("weight") or 0.0)
     wrapper = TrainWrapper(model, distill, cc.get("mode", "eval")).to(device)
@@ -579,7 +579,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
             bar = tqdm(total=steps_per_epoch, desc=f"ep {epoch}", mininterval=float(cfg.get("tqdm_interval", 30)),
                        file=sys.stdout, dynamic_ncols=False, ncols=110)
         n_steps = 0
-        for it, (wave, lengths, y, idx) in enumerate(loader):
+        for it, (wave, lengths, y, idx, centres) in enumerate(loader):
             if it >= steps_per_epoch:
                 break
             n_steps += 1
@@ -605,7 +605,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
             loss_cls = loss_fn(logits.float(), y)
             loss = loss_cls
             if proj is not None:
-                t = teacher[idx.to(device)]
+                t = teacher.lookup(idx, centres)                                    # (B, Dt)
                 p = torch.nn.functional.normalize(proj.float(), dim=-1)
                 # the teacher embedded each file at its own speed: a sped-up copy is another speaker
                 real = (y < len(labels)).float()

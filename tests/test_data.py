@@ -82,7 +82,7 @@ def test_prepare_cache_and_dataset(tmp_path):
     sampler = CropBatchSampler([r["duration"] for r in tr], batch_size=3, min_sec=0.5, max_sec=1.5, seed=0)
     dl = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_train)
     nb = 0
-    for w, l, y, idx in dl:
+    for w, l, y, idx, centres in dl:
         nb += 1
         assert w.shape[0] == 3 and 8000 <= w.shape[1] <= 24000 and (l == w.shape[1]).all()
         assert torch.isfinite(w).all()
@@ -272,7 +272,7 @@ def test_speaker_augmentation_labels_sped_up_crops_as_new_speakers():
     assert ds.class_labels == ["a", "b", "a@speed0.9", "b@speed0.9", "a@speed1.1", "b@speed1.1"]
     seen = set()
     for _ in range(60):
-        w, y, i = ds[(1, 16000)]
+        w, y, i, _ = ds[(1, 16000)]
         assert w.shape == (16000,) and y % 2 == 1 and i == 1
         f0 = float(np.argmax(np.abs(np.fft.rfft(w.numpy()))))   # 1 Hz bins
         assert abs(f0 - 300 * (1.0, 0.9, 1.1)[y // 2]) <= 2, (y, f0)

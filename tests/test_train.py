@@ -224,7 +224,7 @@ def test_loader_workers_draw_different_crops():
     def first_samples(init):
         dl = torch.utils.data.DataLoader(ds, batch_sampler=batches, collate_fn=collate_train, num_workers=2,
                                          worker_init_fn=init)
-        return [float(w[0, 0]) for w, _, _, _ in dl]
+        return [float(w[0, 0]) for w, *_ in dl]
 
     torch.manual_seed(0)
     same = first_samples(None)
@@ -359,3 +359,20 @@ def test_export_from_a_run_that_does_not_exist_says_so(tmp_path, capsys):
     rc = main_train(["configs/ecapa-small.yaml", "--set", f"out={tmp_path}/nothing", "--export-from", "last"])
     assert rc == 2
     assert "does not exist: train first" in capsys.readouterr().err
+
+
+def test_trains_with_a_window_teacher_table(tmp_path):
+    """teacher.path may name a per-window table (.npz, tools/prepare_teacher.py --crops): training distils each
+    crop towards its nearest window, and a table made for another manifest is refused."""
+    from speaker_core.teacher import window_starts
+    root = str(tmp_path)
+    tr, _ = _make_pool(root)
+    counts = np.array([len(window_starts(int(r["duration"] * 16000), 8000, 4000)) for r in tr])
+    emb = np.random.RandomState(2).randn(int(counts.sum()), 8).astype(np.float32)
+    np.savez(os.path.join(root, "win.npz"), emb=emb, count=counts, hop=4000, win=8000)
+    res = train(_cfg(root, os.path.join(root, "w"), epochs=1, **{"teacher.path": f"{root}/win.npz"}))
+    kd = res["history"][0]["kd_loss"]
+    assert kd is not None and 0.0 < kd < 2.0
+    np.savez(os.path.join(root, "bad.npz"), emb=emb[:3], count=np.ones(3, dtype=np.int64), hop=4000, win=8000)
+    with pytest.raises(ValueError, match="rerun tools/prepare_teacher.py"):
+        train(_cfg(root, os.path.join(root, "x"), epochs=1, **{"teacher.path": f"{root}/bad.npz"}))

@@ -2,11 +2,13 @@
 
     python tools/prepare_teacher.py --manifest data/train.jsonl --out data/teacher.npy [--cache data/cache_train]
     python tools/prepare_teacher.py --checkpoint runs/soup9.pt --out data/teacher_ecapa_soup9.npy --cache data/cache_train
-    python tools/prepare_teacher.py --crops 2.5:0.5 --out data/teacher_crops.npz [--workers 2]
+    python tools/prepare_teacher.py --crops 2.5:0.5 --out data/teacher_crops.npz --cache data/cache_train [--workers 2]
 
-Resemblyzer is dev-only; ``--crops WIN:HOP`` embeds windows of WIN seconds every HOP seconds of each file instead
-of the whole utterance (a file no longer than WIN is one window), for per-crop distillation targets. It (see speaker_core/teacher.py). A checkpoint teacher embeds the first 6 s of
-each file the way the checkpoint embeds (its windows), unit length: how the session-7 SpeakerNet-M got its teacher.
+Resemblyzer (whole utterance) is dev-only (see speaker_core/teacher.py). ``--crops WIN:HOP`` embeds windows of WIN
+seconds every HOP seconds of each file instead (a file no longer than WIN is one window), for per-crop distillation
+targets; give it ``--cache`` so that its worker processes share one decoded copy of the audio. A checkpoint teacher
+embeds the first 6 s of each file the way the checkpoint embeds (its windows), unit length: how the session-7
+SpeakerNet-M got its teacher.
 """
 import argparse
 import os

@@ -77,6 +77,16 @@ def test_verify_uses_calibrated_threshold(ckpt_dir, clips, monkeypatch):
         m.verify(clips[0], np.zeros(16000, np.float32))
 
 
+def test_verify_uses_the_first_max_seconds_like_the_app(ckpt_dir, clips, tmp_path):
+    m = sc.load_model(ckpt_dir / "tiny.pt", device="cpu")
+    w, sr = sf.read(clips[2], dtype="float32")                       # 2.5 s
+    sf.write(tmp_path / "head.wav", w[:24000], sr)                   # its first 1.5 s
+    assert m.verify(clips[2], tmp_path / "head.wav", max_seconds=1.5).score == pytest.approx(1.0, abs=1e-5)
+    assert m.verify((w, sr), (w[:24000], sr), max_seconds=1.5).score == pytest.approx(1.0, abs=1e-5)
+    assert m.verify(clips[2], tmp_path / "head.wav", max_seconds=None).score < 0.999
+    assert m.verify(clips[2], tmp_path / "head.wav").score < 0.999       # the default, 30 s, keeps both whole
+
+
 def test_cli_embed_and_verify(ckpt_dir, clips, tmp_path):
     out = tmp_path / "e.npy"
     env = {"SPEAKER_CORE_CHECKPOINTS": str(ckpt_dir), "PATH": "/usr/bin:/bin"}
@@ -242,7 +252,7 @@ def test_malformed_cohort_is_a_clear_checkpoint_error(tmp_path):
         sc.load_model(tmp_path / "bad.pt")
 
 
-def test_windowed_embedding_matches_evaluation(ckpt_dir, tmp_path, tone):
+def test_windowed_embedding_matches_evaluation(ckpt_dir, tmp_path, tone, monkeypatch):
     """A checkpoint with an embedding window embeds a long clip as the mean of its unit window embeddings, the
     same way evaluate/calibrate do (so the calibrated threshold applies), and short clips in one pass."""
     from speaker_core.audio import windows
@@ -259,6 +269,8 @@ def test_windowed_embedding_matches_evaluation(ckpt_dir, tmp_path, tone):
     assert len(segs) == 7
     parts = np.stack([m0.embed(s, 16000) for s in segs])             # unit window embeddings
     want = parts.mean(0) / np.linalg.norm(parts.mean(0))
+    assert np.allclose(m.embed(long, 16000), want, atol=1e-5)
+    monkeypatch.setattr(api, "WINDOW_CHUNK", 3)                       # 7 windows in passes of 3, 3 and 1
     assert np.allclose(m.embed(long, 16000), want, atol=1e-5)
     assert not np.allclose(m.embed(long, 16000), m0.embed(long, 16000), atol=1e-3)
     assert np.allclose(m.embed(short, 16000), m0.embed(short, 16000), atol=1e-6)

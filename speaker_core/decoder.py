@@ -62,8 +62,11 @@ class SpeakerDecoder(nn.Module):
         self.final = nn.Linear(self.emb_dim, cfg.num_classes, bias=not cfg.angular) if cfg.num_classes else None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        h = self.pool(x, lengths)                                           # (B, 2C)
-        for i, layer in enumerate(self.layers):
+        return self.from_pooled(self.pool(x, lengths))                     # (B, D)
+
+    def from_pooled(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, 2C) pooled statistics -> (B, D) embedding."""
+        for layer in self.layers:
             emb = layer(h)
             h = F.relu(emb) if self.kind == "linear" else emb
         return emb

@@ -103,6 +103,11 @@ class JasperEncoder(nn.Module):
             cin = b.filters
         self.blocks = nn.ModuleList(blocks)
         self.out_channels = cin
+        # How far an output frame sees: every k-wide conv adds k // 2 frames each side (stride and dilation 1).
+        self.radius = sum(b.repeat * (b.kernel // 2) for b in cfg.blocks)
+        # Without squeeze-excitation (SpeakerNet) a frame depends only on its radius, so a long clip can go through
+        # in pieces with `radius` frames of context and give the same frames; SE (TitaNet) sees the whole clip.
+        self.local = not any(b.se for b in cfg.blocks)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         valid = time_mask(lengths, x.shape[2])

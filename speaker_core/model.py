@@ -17,6 +17,7 @@ from .decoder import DecoderConfig, SpeakerDecoder
 from .ecapa import EcapaConfig, EcapaEncoder
 from .features import FeatureConfig, MelFeatures, SpecAugmentConfig, spec_augment
 from .jasper import BlockConfig, JasperConfig, JasperEncoder, speakernet_blocks, titanet_blocks
+from .pooling import StatsPool
 
 
 @dataclass
@@ -128,6 +129,39 @@ class SpeakerModel(nn.Module):
             feats = spec_augment(feats, frames, self.config.spec_augment)
         enc, frames = self.encoder(feats, frames)                           # (B, C, T)
         return self.decoder(enc, frames)                                    # (B, D)
+
+    @property
+    def pieceable(self) -> bool:
+        """Whether `embed_in_pieces` gives `forward`'s embedding: a Jasper encoder without SE, stats pooling."""
+        return isinstance(self.encoder, JasperEncoder) and self.encoder.local and isinstance(self.decoder.pool, StatsPool)
+
+    def embed_in_pieces(self, wave: torch.Tensor, piece_frames: int = 3000) -> torch.Tensor:
+        """(1, N) waveform -> (1, D): `forward`'s embedding of one long clip in eval mode, with the encoder run over
+        `piece_frames` frames at a time (plus its radius of context each side) and the statistics summed as it goes,
+        so memory stays that of one piece instead of growing with the clip (SpeakerNet's 1500-channel epilog holds
+        6 MB per second of audio, several times over).
+
+        >>> m = SpeakerModel(preset("speakernet-m")).eval()
+        >>> w = torch.randn(1, 48000) * 0.1
+        >>> torch.allclose(m.embed_in_pieces(w, 70), m(w, torch.tensor([48000])), atol=1e-4)
+        True
+        """
+        if not self.pieceable or self.training or wave.shape[0] != 1:
+            raise ValueError("embed_in_pieces needs one clip, eval mode and a SpeakerNet-style model (see pieceable)")
+        feats, frames = self.features(wave, torch.tensor([wave.shape[1]], device=wave.device))  # (1, F, T)
+        T, r = int(frames[0]), self.encoder.radius
+        feats = feats[:, :, :T]
+        total = sq = None
+        for s in range(0, T, piece_frames):
+            a, b = max(0, s - r), min(T, s + piece_frames + r)
+            out, _ = self.encoder(feats[:, :, a:b], torch.tensor([b - a], device=wave.device))   # (1, C, b - a)
+            piece = out[0, :, s - a : s - a + min(piece_frames, T - s)].double()                # (C, <= piece)
+            total = piece.sum(-1) if total is None else total + piece.sum(-1)
+            sq = piece.pow(2).sum(-1) if sq is None else sq + piece.pow(2).sum(-1)
+        mean = total / T                                                                          # (C,)
+        var = (sq - T * mean.pow(2)) / (T - 1 if T > 1 else 1)                                   # unbiased, as StatsPool
+        stats = torch.cat([mean, var.clamp(min=self.decoder.pool.eps).sqrt()])[None].float()     # (1, 2C)
+        return self.decoder.from_pooled(stats)                                                   # (1, D)
 
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
         return self.decoder.logits(emb)

@@ -279,6 +279,24 @@ def test_windowed_embedding_matches_evaluation(ckpt_dir, tmp_path, tone, monkeyp
     assert np.allclose(ev, m.embed_batch([(long, 16000), (short, 16000)]), atol=1e-5)
 
 
+def test_long_clip_of_a_whole_clip_model_goes_in_pieces_with_the_same_embedding(ckpt_dir, tone, monkeypatch):
+    """A whole-clip SpeakerNet embeds a clip longer than PIECE_SECONDS piece by piece (bounded memory), and the
+    embedding is the one-pass embedding NeMo's get_embedding gives."""
+    m = sc.load_model(ckpt_dir / "tiny.pt", device="cpu")
+    assert m.window is None and m.net.pieceable
+    rng = np.random.default_rng(2)
+    long = (np.resize(tone, 16000 * 5) * np.linspace(0.2, 1, 16000 * 5) + rng.normal(0, 0.01, 16000 * 5))
+    long = long.astype(np.float32)
+    one_pass = m.embed(long, 16000)
+    calls = []
+    monkeypatch.setattr(api, "PIECE_SECONDS", 1.0)
+    real = api.Recognizer._forward_pieces
+    monkeypatch.setattr(api.Recognizer, "_forward_pieces", lambda self, w: calls.append(w.size) or real(self, w))
+    assert np.allclose(m.embed(long, 16000), one_pass, atol=1e-5)
+    assert calls == [16000 * 5]
+    assert np.allclose(m.embed(long[:12000], 16000), m.embed_batch([(long[:12000], 16000)])[0]) and len(calls) == 1
+
+
 @pytest.mark.parametrize("bad", [{"window": "x", "hop": 1}, {"window": 3.0}, {"window": 0.1, "hop": 0.05},
                                  {"window": 3.0, "hop": 4.0}, {"window": float("nan"), "hop": 1.0}])
 def test_malformed_embedding_window_is_refused(ckpt_dir, tmp_path, bad):

@@ -81,6 +81,47 @@ def test_padding_content_does_not_leak(device):
         assert torch.allclose(model(x.to(device), n), model(y.to(device), n), atol=1e-5)
 
 
+@pytest.mark.parametrize("piece", [5, 31, 100, 301])
+def test_long_clip_in_pieces_equals_one_pass(piece, device, rel_tol):
+    """SpeakerNet's encoder sees `radius` frames each side (no SE), so pieces with that much context and summed
+    statistics give the one-pass embedding, also for pieces shorter than the radius or not dividing the clip."""
+    torch.manual_seed(0)
+    model = SpeakerModel(small("speakernet-m"))
+    randomize_bn(model)
+    model = model.to(device).eval()
+    assert model.pieceable and model.encoder.radius == 1 + 2 * (3 + 5 + 7)
+    x = (torch.randn(1, 48000) * torch.sin(torch.arange(48000) / 300.0) * 0.1).to(device)
+    with torch.inference_mode():
+        whole = model(x, torch.tensor([48000], device=device))
+        pieces = model.embed_in_pieces(x, piece)
+        other = model(x.flip(1), torch.tensor([48000], device=device))
+    assert (whole - other).abs().max() > 1e-2   # the comparison means something
+    assert (whole - pieces).abs().max() <= rel_tol * whole.abs().max()
+
+
+def test_jasper_radius_is_its_receptive_field():
+    """A change at frame p moves encoder outputs p - radius .. p + radius and nothing further out."""
+    torch.manual_seed(0)
+    model = SpeakerModel(small("speakernet-m"))
+    randomize_bn(model)
+    enc, r, T, p = model.encoder.eval(), model.encoder.radius, 200, 100
+    x = torch.randn(1, 64, T)
+    y = x.clone()
+    y[0, :, p] += 5.0
+    with torch.inference_mode():
+        diff = (enc(x, torch.tensor([T]))[0] - enc(y, torch.tensor([T]))[0]).abs().amax(dim=1)[0]   # (T,)
+    assert diff[p - r] > 1e-4 and diff[p + r] > 1e-4
+    assert diff[: p - r].max() < 1e-6 and diff[p + r + 1 :].max() < 1e-6
+
+
+@pytest.mark.parametrize("name", ["ecapa-small", "titanet-s"])
+def test_models_with_global_context_refuse_pieces(name):
+    model = SpeakerModel(small(name)).eval()
+    assert not model.pieceable
+    with pytest.raises(ValueError, match="pieceable"):
+        model.embed_in_pieces(torch.zeros(1, 16000), 50)
+
+
 def test_config_roundtrip_and_overrides():
     for name in PRESETS:
         cfg = preset(name, num_classes=3)

@@ -175,7 +175,7 @@ class Recognizer:
     def _forward_pieces(self, wave: np.ndarray) -> torch.Tensor:
         """(1, D) for one long clip through `SpeakerModel.embed_in_pieces`: the same embedding as `_forward`, with
         the memory of a PIECE_SECONDS clip: a 10-minute clip through the shipped speakernet-m peaked at 2.1 GB
-        of RSS in one pass and at 0.96 GB in pieces, with the first three components equal to 5e-8."""
+        of RSS in one pass and at 0.96 GB in pieces, its first three components agreeing to 5e-8."""
         hop = self.net.features.cfg.hop_length
         x = torch.from_numpy(wave)[None].to(self.device)
         use_amp = self.autocast and self.device.type == "cuda"

@@ -151,13 +151,14 @@ class SpeakerModel(nn.Module):
         feats, frames = self.features(wave, torch.tensor([wave.shape[1]], device=wave.device))  # (1, F, T)
         T, r = int(frames[0]), self.encoder.radius
         feats = feats[:, :, :T]
-        total = sq = None
+        total = torch.zeros(self.encoder.out_channels, dtype=torch.float64, device=wave.device)    # (C,)
+        sq = torch.zeros_like(total)                                                              # (C,)
         for s in range(0, T, piece_frames):
             a, b = max(0, s - r), min(T, s + piece_frames + r)
             out, _ = self.encoder(feats[:, :, a:b], torch.tensor([b - a], device=wave.device))   # (1, C, b - a)
             piece = out[0, :, s - a : s - a + min(piece_frames, T - s)].double()                # (C, <= piece)
-            total = piece.sum(-1) if total is None else total + piece.sum(-1)
-            sq = piece.pow(2).sum(-1) if sq is None else sq + piece.pow(2).sum(-1)
+            total += piece.sum(-1)
+            sq += piece.pow(2).sum(-1)
         mean = total / T                                                                          # (C,)
         var = (sq - T * mean.pow(2)) / (T - 1 if T > 1 else 1)                                   # unbiased, as StatsPool
         stats = torch.cat([mean, var.clamp(min=self.decoder.pool.eps).sqrt()])[None].float()     # (1, 2C)

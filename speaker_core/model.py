@@ -138,8 +138,8 @@ class SpeakerModel(nn.Module):
     def embed_in_pieces(self, wave: torch.Tensor, piece_frames: int = 3000) -> torch.Tensor:
         """(1, N) waveform -> (1, D): `forward`'s embedding of one long clip in eval mode, with the encoder run over
         `piece_frames` frames at a time (plus its radius of context each side) and the statistics summed as it goes,
-        so memory stays that of one piece instead of growing with the clip (SpeakerNet's 1500-channel epilog holds
-        6 MB per second of audio, several times over).
+        so memory stays that of one piece instead of growing with the clip (SpeakerNet's 1500-channel epilog output
+        alone is 0.6 MB per second of audio, and one pass holds several tensors of that size).
 
         >>> m = SpeakerModel(preset("speakernet-m")).eval()
         >>> w = torch.randn(1, 48000) * 0.1

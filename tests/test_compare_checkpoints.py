@@ -30,3 +30,32 @@ def test_a_checkpoint_against_itself_differs_by_exactly_zero(tmp_path, capsys):
     assert [r[0] for r in rows] == ["setA", "setB", "mean", "pooled"]
     for r in rows:   # set, base, cand, diff, lo, "..", hi, P(better)
         assert r[1] == r[2] and float(r[3]) == 0.0 and float(r[4]) == float(r[6]) == 0.0 and float(r[7]) == 0.0
+
+
+
+def test_padding_only_the_second_clip_embeds_each_clip_clean_and_padded(tmp_path, capsys, monkeypatch):
+    root = str(tmp_path / "eval")
+    _folder(root)
+    manifest = tmp_path / "dev.jsonl"
+    with open(manifest, "w") as f:
+        for it in items_from_folder(root):
+            f.write(json.dumps({"audio_filepath": it["path"], "label": f"{it['set']}/{it['speaker']}",
+                                "corpus": it["set"]}) + "\n")
+    ck = str(tmp_path / "tiny.pt")
+    _tiny_checkpoint(ck)
+    seen, embed = [], cmp.embed_waves
+    monkeypatch.setattr(cmp, "embed_waves", lambda m, w, **k: seen.append([len(x) for x in w]) or embed(m, w, **k))
+    lengths = {}
+    for side in ("both", "second"):
+        seen.clear()
+        assert cmp.main([ck, ck, "--manifest", str(manifest), "--bootstrap", "20", "--pad-edges", "1.0",
+                         "--pad-side", side]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert ("the second clip of each trial" in out[0]) == (side == "second")
+        assert [r.split()[0] for r in out[2:]] == ["setA", "setB", "mean", "pooled"]
+        lengths[side] = [list(x) for x in seen]
+    padded = lengths["both"][0]
+    assert lengths["both"] == [padded, padded]                     # base and candidate: every clip padded
+    clean = lengths["second"][0]
+    assert [p - c for p, c in zip(padded, clean)] == [32000] * len(clean)   # 1 s each side at 16 kHz
+    assert lengths["second"] == [clean, padded, clean, padded]     # each model: clips as they are, then padded

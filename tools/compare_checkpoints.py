@@ -6,6 +6,7 @@ per corpus, for the mean over corpora and for the pooled trials: both EERs, the 
 interval, and how often the candidate was better.
 
     python tools/compare_checkpoints.py checkpoints/ecapa-small.pt runs/x/cal.pt [--crop 2] [--bootstrap 1000]
+    ... --pad-edges 1.5 --pad-side second     # a file enrolled, a recording with silence around the words tested
 """
 from __future__ import annotations
 
@@ -17,16 +18,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speaker_core.api import edges_of, window_of  # noqa: E402
-from speaker_core.evaluate import (SR, evaluate, items_from_manifest, items_with_trials,  # noqa: E402
-                                   load_for_evaluation, pad_edges, pad_level, speakers_by_set)
+from speaker_core.evaluate import (SR, embed_waves, evaluate_embeddings, items_from_manifest,  # noqa: E402
+                                   items_with_trials, load_for_evaluation, pad_edges, pad_level, speakers_by_set)
 from speaker_core.scoring import bootstrap_eer, score_norm_of  # noqa: E402
 
 
-def replicates(path, items, waves, trials, speakers, n_boot, seed):
+def replicates(path, waves, trials, speakers, n_boot, seed, waves_b=None):
+    """``waves_b``: the second clip of each trial comes from these (one side padded), the first from ``waves``."""
     model = load_for_evaluation(path)
     norm = score_norm_of(model.meta, model.emb_dim)
-    res, scores, _ = evaluate(model, items, trials, waves=waves, norm=norm, window=window_of(model.meta),
-                              edges=edges_of(model.meta))
+    emb, emb_b = (embed_waves(model, w, window=window_of(model.meta), edges=edges_of(model.meta))
+                  if w is not None else None for w in (waves, waves_b))
+    res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=emb_b)
     sets = [s for s in trials if res["sets"][s]["eer"] is not None]   # both trial kinds; all count in pooled
     reps = {s: bootstrap_eer(*scores[s], *speakers[s], n_boot=n_boot, seed=seed) for s in sets}
     reps["mean"] = np.mean([reps[s] for s in sets], axis=0)
@@ -45,6 +48,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pad-edges", type=float, default=None, metavar="SEC",
                     help="SEC seconds of quiet noise before and after each clip (as evaluate --pad-edges)")
     ap.add_argument("--pad-db", type=pad_level, default=-50.0, help="its level in dBFS, or 'zeros'")
+    ap.add_argument("--pad-side", choices=("both", "second"), default="both",
+                    help="pad both clips of each trial, or only the second (a file enrolled, a recording tested)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -52,14 +57,18 @@ def main(argv=None) -> int:
     items, waves, trials = items_with_trials(items_from_manifest(a.manifest))
     if a.crop:
         waves = [w[: int(a.crop * SR)] for w in waves]
+    waves_b = None
     if a.pad_edges:
-        waves = pad_edges(waves, a.pad_edges, a.pad_db, a.seed)
+        padded = pad_edges(waves, a.pad_edges, a.pad_db, a.seed)
+        waves, waves_b = (waves, padded) if a.pad_side == "second" else (padded, None)
     speakers = speakers_by_set(items, trials)
-    pb, rb = replicates(a.base, items, waves, trials, speakers, a.bootstrap, a.seed)
-    pc, rc = replicates(a.candidate, items, waves, trials, speakers, a.bootstrap, a.seed)
-    print(f"EER % on {a.manifest}{f' (first {a.crop:g} s)' if a.crop else ''}"
-          f"{f' (between {a.pad_edges:g} s of {a.pad_db:g} dBFS noise)' if a.pad_edges else ''}; "
-          f"{a.bootstrap} paired speaker-level bootstrap replicates")
+    pb, rb = replicates(a.base, waves, trials, speakers, a.bootstrap, a.seed, waves_b)
+    pc, rc = replicates(a.candidate, waves, trials, speakers, a.bootstrap, a.seed, waves_b)
+    cond = f" (first {a.crop:g} s)" if a.crop else ""
+    if a.pad_edges:
+        side = "the second clip of each trial" if a.pad_side == "second" else "both clips"
+        cond += f" ({side} between {a.pad_edges:g} s of {a.pad_db:g} dBFS noise)"
+    print(f"EER % on {a.manifest}{cond}; {a.bootstrap} paired speaker-level bootstrap replicates")
     print(f"{'set':30s} {'base':>6s} {'cand':>6s} {'diff':>6s} {'95% CI of diff':>16s} {'P(cand better)':>15s}")
     for s in list(rb):
         d = rc[s] - rb[s]

@@ -323,7 +323,7 @@ def validate(wave: np.ndarray, min_duration: float = MIN_DURATION) -> None:
     """Raise TooShortError / SilentAudioError for 16 kHz mono audio that cannot be embedded."""
     dur = wave.size / SAMPLE_RATE
     if dur < min_duration:
-        raise TooShortError(f"The clip is {dur:.2f} s long; at least {min_duration:.1f} s of speech is needed.")
+        raise TooShortError(f"The clip is {dur:.2f} s long; it needs to be at least {min_duration:g} s.")
     if frame_db(wave).max() < SILENCE_DBFS:
         raise SilentAudioError("The clip is silent (no frame above -60 dBFS). Check the microphone or the file.")
 

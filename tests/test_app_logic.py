@@ -109,8 +109,13 @@ def clips(tmp_path_factory):
     noise = np.random.default_rng(0).standard_normal(3 * sr).astype(np.float32) * 0.003
     sf.write(d / "hiss.wav", noise, sr)  # -50 dBFS hiss, no speech: above the silence floor
     files["hiss"] = d / "hiss.wav"
-    sf.write(d / "loud_hiss.wav", noise * 30, sr)  # steady -20 dBFS noise: warned, not refused
+    sf.write(d / "loud_hiss.wav", noise * 30, sr)  # steady -20 dBFS noise: loud, but no speech in it
     files["loud_hiss"] = d / "loud_hiss.wav"
+    sf.write(d / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * np.arange(3 * sr) / sr).astype(np.float32), sr)
+    files["tone"] = d / "tone.wav"
+    loud = np.random.default_rng(1).standard_normal(wave.size).astype(np.float32) * np.sqrt(np.mean(wave ** 2))
+    sf.write(d / "noisy.wav", wave + loud * 10 ** (-5 / 20), sr)  # speech 5 dB above steady noise: warned, scored
+    files["noisy"] = d / "noisy.wav"
     sf.write(d / "quiet.wav", wave * 0.1, sr)  # speech 20 dB down
     files["quiet"] = d / "quiet.wav"
     (d / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10)
@@ -249,7 +254,8 @@ def test_a_long_pair_is_explained_with_long_calibration_pairs(studio):
 
 
 @pytest.mark.parametrize("key, message", [
-    ("silent", "silent"), ("hiss", "no speech"), ("short", "at least"), ("corrupt", "Could not decode"),
+    ("silent", "silent"), ("hiss", "no speech"), ("loud_hiss", "steady sound"), ("tone", "steady sound"),
+    ("short", "at least"), ("corrupt", "Could not decode"),
     ("text", "Could not decode"), ("huge", "limit is"), ("empty", "empty")])
 def test_verify_bad_audio_is_a_clear_error(studio, clips, key, message):
     with pytest.raises(gr.Error, match=message) as e:
@@ -274,7 +280,7 @@ def test_verify_quality_warnings(studio, clips):
     assert result["clips"][0]["truncated"] and result["clips"][0]["duration_s"] == 6.0
     result = studio.verify(clips["quiet"], ex("so0049_b.wav"))[0]
     assert any("very quiet" in w for w in result["warnings"])
-    result = studio.verify(clips["loud_hiss"], ex("so0049_b.wav"))[0]
+    result = studio.verify(clips["noisy"], ex("so0049_b.wav"))[0]
     assert any("steady noise" in w for w in result["warnings"])
     assert not studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"))[0]["warnings"]
 

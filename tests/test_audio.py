@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -5,6 +7,8 @@ import soundfile as sf
 from speaker_core import audio
 from speaker_core.audio import (AudioFileError, EmptyAudioError, NonFiniteAudioError, SilentAudioError,
                                 TooShortError, load_audio, load_clip)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
 
 def test_reads_wav_flac_ogg_and_resamples(tmp_path, tone):
@@ -276,3 +280,25 @@ def test_channels_in_opposite_phase_are_not_mixed_into_silence():
     # an ordinary stereo clip is still the mean of its channels, and a one-sided one halves
     assert np.allclose(audio.to_mono_16k(np.stack([voice, voice], 1), 16000), voice)
     assert np.allclose(audio.to_mono_16k(np.stack([voice, 0 * voice], 1), 16000), voice / 2)
+
+
+def test_steady_sounds_are_refused_as_no_speech_and_noisy_speech_is_not(tone):
+    """Two steady sounds embed alike (two sine tones 'matched' far above the threshold), so a scored clip must
+    rise and fall as speech does. Speech 5 dB above white noise still passes; the pool's quietest-varying clip
+    (2.3 dB) is above STEADY_DB."""
+    sr, rng = 16000, np.random.default_rng(0)
+    t = np.arange(3 * sr) / sr
+    steady = {"dc": np.full(3 * sr, 0.3), "tone": 0.3 * np.sin(2 * np.pi * 440 * t),
+              "hum": 0.3 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 150 * t),
+              "white noise": 0.1 * rng.standard_normal(3 * sr)}
+    for name, x in steady.items():
+        clip = load_clip(x.astype(np.float32), sample_rate=sr)
+        assert audio.level_spread(clip.wave) < audio.STEADY_DB, name
+        with pytest.raises(audio.NoSpeechError, match="steady sound"):
+            audio.require_speech(clip)
+    # a syllable rhythm (3 Hz) on the same tone is not steady
+    assert audio.level_spread((steady["tone"] * (1 + 0.8 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)) > 5
+    speech, _ = sf.read(EXAMPLES / "so0049_a.wav", dtype="float32")
+    noise = rng.standard_normal(speech.size).astype(np.float32) * np.sqrt(np.mean(speech ** 2)) * 10 ** (-5 / 20)
+    for x in (speech, speech + noise):
+        assert audio.require_speech(load_clip(x, sample_rate=sr)).wave.size == x.size

@@ -15,7 +15,8 @@ sys.modules["compare_checkpoints"] = cmp
 spec.loader.exec_module(cmp)
 
 
-def test_a_checkpoint_against_itself_differs_by_exactly_zero(tmp_path, capsys):
+def _manifest_and_checkpoint(tmp_path):
+    """A dev manifest over a small folder of two sets, and a tiny checkpoint."""
     root = str(tmp_path / "eval")
     _folder(root)
     manifest = tmp_path / "dev.jsonl"
@@ -25,6 +26,11 @@ def test_a_checkpoint_against_itself_differs_by_exactly_zero(tmp_path, capsys):
                                 "corpus": it["set"]}) + "\n")
     ck = str(tmp_path / "tiny.pt")
     _tiny_checkpoint(ck)
+    return manifest, ck
+
+
+def test_a_checkpoint_against_itself_differs_by_exactly_zero(tmp_path, capsys):
+    manifest, ck = _manifest_and_checkpoint(tmp_path)
     assert cmp.main([ck, ck, "--manifest", str(manifest), "--bootstrap", "50"]) == 0
     rows = [ln.split() for ln in capsys.readouterr().out.splitlines()[2:]]
     assert [r[0] for r in rows] == ["setA", "setB", "mean", "pooled"]
@@ -34,15 +40,7 @@ def test_a_checkpoint_against_itself_differs_by_exactly_zero(tmp_path, capsys):
 
 
 def test_padding_only_the_second_clip_embeds_each_clip_clean_and_padded(tmp_path, capsys, monkeypatch):
-    root = str(tmp_path / "eval")
-    _folder(root)
-    manifest = tmp_path / "dev.jsonl"
-    with open(manifest, "w") as f:
-        for it in items_from_folder(root):
-            f.write(json.dumps({"audio_filepath": it["path"], "label": f"{it['set']}/{it['speaker']}",
-                                "corpus": it["set"]}) + "\n")
-    ck = str(tmp_path / "tiny.pt")
-    _tiny_checkpoint(ck)
+    manifest, ck = _manifest_and_checkpoint(tmp_path)
     seen, embed = [], cmp.embed_waves
     monkeypatch.setattr(cmp, "embed_waves", lambda m, w, **k: seen.append([len(x) for x in w]) or embed(m, w, **k))
     lengths = {}

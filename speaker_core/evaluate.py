@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .api import edges_of, window_of
-from .audio import CANONICAL_EDGES, canonical_edges, speech_seconds, windows
+from .audio import CANONICAL_EDGES, canonical_edges, edge_silence, speech_seconds, windows
 from .scoring import (LONG_PAIR_SECONDS, ScoreNorm, bootstrap_eer, l2_normalize, plot_scores, scale_of,
                       score_norm_of, summarize_scores)
 
@@ -251,6 +251,43 @@ def pad_edges(waves: Sequence[np.ndarray], seconds: float, db: Optional[float] =
     amp = 0.0 if db is None or not np.isfinite(db) else 10 ** (db / 20)
     n = int(seconds * SR)
     return [np.concatenate([rng.randn(n) * amp, w, rng.randn(n) * amp]).astype(np.float32) for w in waves]
+
+
+def swap_edges(waves: Sequence[np.ndarray], items: Sequence[dict], seed: int = 0) -> List[np.ndarray]:
+    """Each clip's words between the silence of a clip of another speaker of the same set, as a robustness
+    condition: every dev speaker was recorded in one session, and the silence alone tells sessions apart
+    (tools/silence_cue.py), so this takes that cue away from the same-speaker pairs. Words and silence are split by
+    ``audio.edge_silence`` (word detector); clips where it finds no words neither give nor get silence.
+
+    >>> r = np.random.RandomState(0)
+    >>> word = 0.3 * np.sin(2 * np.pi * 1000 * np.arange(8000) / 16000)
+    >>> quiet = lambda seconds, db: r.standard_normal(int(seconds * 16000)) * 10 ** (db / 20)
+    >>> a = np.concatenate([quiet(1.0, -60), word, quiet(0.5, -60)]).astype(np.float32)
+    >>> b = np.concatenate([quiet(0.25, -45), word, quiet(2.0, -45)]).astype(np.float32)
+    >>> a2, b2 = swap_edges([a, b], [{"set": "s", "speaker": "x"}, {"set": "s", "speaker": "y"}])
+    >>> [round(x, 1) for x in edge_silence(a2)], [round(x, 1) for x in edge_silence(b2)]
+    ([0.2, 2.0], [1.0, 0.5])
+    """
+    rng = np.random.RandomState(seed)
+    cuts = []
+    for w in waves:
+        lead, tail = edge_silence(w, "words")
+        a, b = int(round(lead * SR)), len(w) - int(round(tail * SR))
+        cuts.append((a, b) if b > a else None)
+    by_set: Dict[str, List[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        if cuts[i]:
+            by_set[it["set"]].append(i)
+    out = list(waves)
+    for idx in by_set.values():
+        for i in idx:
+            donors = [j for j in idx if items[j]["speaker"] != items[i]["speaker"]]
+            if not donors:
+                continue
+            j = donors[rng.randint(len(donors))]
+            (a, b), (da, db), d = cuts[i], cuts[j], waves[j]
+            out[i] = np.concatenate([d[:da], waves[i][a:b], d[db:]]).astype(np.float32)
+    return out
 
 
 def pad_level(text: str) -> float:
@@ -546,6 +583,9 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
                     help="level of that noise in dBFS, or 'zeros' for digital silence")
     ap.add_argument("--pad-side", choices=("both", "second"), default="both",
                     help="pad both clips of each trial, or only the second (a file enrolled, a recording tested)")
+    ap.add_argument("--swap-edges", action="store_true",
+                    help="put each clip's words between the silence of another speaker's clip of the same set "
+                         "(takes away the recording session that the silence gives away); before --crop")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
@@ -585,6 +625,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         items, waves, trials = items_with_trials(items, a.split_single, a.max_nontarget, a.seed)
     else:
         waves = load_item_waves(items)
+    if a.swap_edges:
+        waves = swap_edges(waves, items, a.seed)
     if a.crop:
         waves = [w[:int(a.crop * SR)] for w in waves]
     pad_label = None
@@ -614,7 +656,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     if a.bootstrap > 0:
         add_bootstrap(res, scores, items, trials, n_boot=a.bootstrap, seed=a.seed)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
-                "crop": a.crop, "window": window, "edges": edges,
+                "crop": a.crop, "swap_edges": a.swap_edges, "window": window, "edges": edges,
                 "pad_edges": [a.pad_edges, a.pad_db if np.isfinite(a.pad_db) else "zeros"] if pad_label else None,
                 "pad_side": a.pad_side if pad_label else None,
                 "split_single": a.split_single, "max_nontarget": a.max_nontarget,
@@ -625,7 +667,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         os.makedirs(os.path.join("runs", "eval"), exist_ok=True)
         stem = os.path.splitext(os.path.basename(a.checkpoint))[0]
         istem = os.path.splitext(os.path.basename(os.path.normpath(a.input)))[0]
-        out = os.path.join("runs", "eval", f"{stem}_{istem}" + (f"_crop{a.crop:g}" if a.crop else "")
+        out = os.path.join("runs", "eval", f"{stem}_{istem}" + ("_swapped" if a.swap_edges else "")
+                           + (f"_crop{a.crop:g}" if a.crop else "")
                            + (f"_pad{a.pad_edges:g}at{pad_label}" if pad_label else ""))
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
     with open(out + ".json", "w") as f:

@@ -290,3 +290,24 @@ def test_cross_condition_scoring_pairs_first_with_second():
     e, o = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (emb, other))
     np.testing.assert_allclose(t, [e[0] @ o[1]])
     np.testing.assert_allclose(n, [e[0] @ o[2], e[3] @ o[2]])
+
+
+def test_swap_edges_keeps_the_words_and_takes_silence_from_another_speaker_of_the_set():
+    from speaker_core.evaluate import swap_edges
+    rng = np.random.RandomState(1)
+    word = (0.3 * np.sin(2 * np.pi * 1000 * np.arange(8000) / 16000)).astype(np.float32)
+
+    def clip(lead, tail, level):   # seconds of noise at a level that marks whose silence it is
+        q = lambda s: (rng.standard_normal(int(s * 16000)) * level).astype(np.float32)
+        return np.concatenate([q(lead), word, q(tail)])
+    items = [{"set": "a", "speaker": "x"}, {"set": "a", "speaker": "x"}, {"set": "a", "speaker": "y"},
+             {"set": "b", "speaker": "z"}, {"set": "b", "speaker": "z"}]
+    waves = [clip(1.0, 0.5, 1e-3), clip(0.8, 0.8, 1e-3), clip(0.3, 1.5, 3e-3), clip(1, 1, 2e-3), clip(1, 1, 2e-3)]
+    out = swap_edges(waves, items, seed=0)
+    assert swap_edges(waves, items, seed=0)[2].size == out[2].size          # seeded
+    for i in (0, 1):   # x's clips can only get y's silence: 0.3 s before, 1.5 s after, at y's level
+        assert abs(out[i].size - (0.3 + 0.5 + 1.5) * 16000) < 0.05 * 16000
+        assert 2e-3 < out[i][:2000].std() < 4e-3 and 2e-3 < out[i][-2000:].std() < 4e-3
+        assert np.max(np.abs(np.correlate(out[i], word[:4000], "valid"))) > 0.99 * np.dot(word[:4000], word[:4000])
+    assert out[2][:2000].std() < 2e-3                                      # y gets one of x's silences
+    assert all(out[i] is waves[i] for i in (3, 4))                         # set b has one speaker: no donor

@@ -19,7 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speaker_core.api import edges_of, window_of  # noqa: E402
 from speaker_core.evaluate import (SR, embed_waves, evaluate_embeddings, items_from_manifest,  # noqa: E402
-                                   items_with_trials, load_for_evaluation, pad_edges, pad_level, speakers_by_set)
+                                   items_with_trials, load_for_evaluation, pad_edges, pad_level, speakers_by_set,
+                                   swap_edges)
 from speaker_core.scoring import bootstrap_eer, score_norm_of  # noqa: E402
 
 
@@ -50,11 +51,15 @@ def main(argv=None) -> int:
     ap.add_argument("--pad-db", type=pad_level, default=-50.0, help="its level in dBFS, or 'zeros'")
     ap.add_argument("--pad-side", choices=("both", "second"), default="both",
                     help="pad both clips of each trial, or only the second (a file enrolled, a recording tested)")
+    ap.add_argument("--swap-edges", action="store_true",
+                    help="each clip's words between another speaker's silence (as evaluate --swap-edges)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
 
     items, waves, trials = items_with_trials(items_from_manifest(a.manifest))
+    if a.swap_edges:
+        waves = swap_edges(waves, items, a.seed)
     if a.crop:
         waves = [w[: int(a.crop * SR)] for w in waves]
     waves_b = None
@@ -64,7 +69,8 @@ def main(argv=None) -> int:
     speakers = speakers_by_set(items, trials)
     pb, rb = replicates(a.base, waves, trials, speakers, a.bootstrap, a.seed, waves_b)
     pc, rc = replicates(a.candidate, waves, trials, speakers, a.bootstrap, a.seed, waves_b)
-    cond = f" (first {a.crop:g} s)" if a.crop else ""
+    cond = " (each clip's words between another speaker's silence)" if a.swap_edges else ""
+    cond += f" (first {a.crop:g} s)" if a.crop else ""
     if a.pad_edges:
         side = "the second clip of each trial" if a.pad_side == "second" else "both clips"
         cond += f" ({side} between {a.pad_edges:g} s of {a.pad_db:g} dBFS noise)"

@@ -300,6 +300,16 @@ def read_clip(audio, what: str, max_seconds: float = MAX_SECONDS) -> Clip:
         raise UserError(f"{what}: {e}") from None
 
 
+def cut_edges(model) -> dict | None:
+    """The silence handling a model applies to every clip (``api.edges_of``): its own, or for a fusion the one all
+    its members share (each member applies it itself, so the fusion object carries none)."""
+    members = getattr(model, "members", None)
+    if members:
+        edges = [m.edges for m, _ in members]
+        return edges[0] if edges[0] and all(e == edges[0] for e in edges) else None
+    return getattr(model, "edges", None)
+
+
 def clip_warnings(clip: Clip, max_seconds: float = MAX_SECONDS, edges: dict | None = None) -> list[str]:
     """What is wrong with a clip, in words. ``edges``: the model's edge handling (``api.edges_of``), which changes
     what silence around the words does to the score."""
@@ -587,8 +597,8 @@ class Studio:
         threshold = self.threshold_for(name, threshold)
         emb = model.embed_batch([clip_a, clip_b])
         score = model.compare(emb[0], emb[1])
-        facts = [clip_facts(clip_a, "A: " + _label_of(_path_of(audio_a), "clip A"), ms, model.edges),
-                 clip_facts(clip_b, "B: " + _label_of(_path_of(audio_b), "clip B"), ms, model.edges)]
+        facts = [clip_facts(clip_a, "A: " + _label_of(_path_of(audio_a), "clip A"), ms, cut_edges(model)),
+                 clip_facts(clip_b, "B: " + _label_of(_path_of(audio_b), "clip B"), ms, cut_edges(model))]
         result = {"score": round(score, 4), "same_speaker": bool(score >= threshold),
                   "threshold": round(threshold, 4), "scale": model.scale, "model": name, "clips": facts,
                   "min_speech_s": min(f["speech_s"] for f in facts),
@@ -679,7 +689,7 @@ class Studio:
             what = f"Clip {i + 1} ({_label_of(_path_of(item), 'recording')})"
             progress((i, n), desc=f"Embedding clip {i + 1} of {n}")
             clip = read_clip(item, what, self.settings.max_seconds)
-            for w in clip_warnings(clip, self.settings.max_seconds, model.edges):
+            for w in clip_warnings(clip, self.settings.max_seconds, cut_edges(model)):
                 notes.append(f"{what}: {w}")
             embs.append(model.embed_clip(clip))
             durations.append(round(clip.duration, 3))
@@ -745,7 +755,7 @@ class Studio:
         emb = model.embed_clip(clip)
         best, ranking = gallery.identify(emb, top_k=top_k, threshold=threshold, model_name=model_id,
                                          scorer=model.compare_many)
-        notes = clip_warnings(clip, self.settings.max_seconds, model.edges)
+        notes = clip_warnings(clip, self.settings.max_seconds, cut_edges(model))
         for w in notes:
             warn(f"Clip: {w}")
         rank = [{"speaker": m.name, "score": round(m.score, 4)} for m in ranking]
@@ -753,7 +763,7 @@ class Studio:
                   "score": round(ranking[0].score, 4) if ranking else None,
                   "threshold": round(threshold, 4), "scale": model.scale, "ranking": rank, "model": model_id,
                   "clip": clip_facts(clip, _label_of(_path_of(audio), "recording"),
-                                     self.settings.max_seconds, model.edges),
+                                     self.settings.max_seconds, cut_edges(model)),
                   "warnings": notes}
         explain = voiceprint_html(self.models.calibration(model_name), ranking[0].score, threshold)
         if best is not None:

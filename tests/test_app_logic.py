@@ -690,3 +690,13 @@ def test_an_unknown_voice_is_offered_for_enrollment():
     assert al.Studio.clip_to_enroll(clip, [str(EX / "so0049_b.wav"), clip]) == [str(EX / "so0049_b.wav"), clip]
     with pytest.raises(gr.Error, match="Add a clip to identify first"):
         al.Studio.clip_to_enroll(None, [clip])
+
+
+def test_a_fusion_cuts_silence_only_when_every_member_does():
+    from types import SimpleNamespace as NS
+    words = {"keep": 0.2, "pad": 1.5, "db": -50.0, "detector": "words"}
+    assert al.cut_edges(NS(edges=words)) == words and al.cut_edges(NS(edges=None)) is None
+    both = NS(edges=None, members=[(NS(edges=dict(words)), 0.7), (NS(edges=dict(words)), 0.3)])
+    assert al.cut_edges(both) == words
+    mixed = NS(edges=None, members=[(NS(edges=None), 0.7), (NS(edges=dict(words)), 0.3)])
+    assert al.cut_edges(mixed) is None

@@ -32,7 +32,7 @@ MAX_FILE_BYTES = 200 * 1024 * 1024
 NO_SPEECH_FRACTION = 0.05
 FAINT_DBFS = -40.0
 # Speech rises and falls; a steady tone, mains hum, DC offset or stationary noise does not, and two of them embed
-# alike (two sine tones "matched" at 14.9 against the default's threshold of 1.80). Level spread = 99th minus 10th
+# alike (two sine tones scored 14.9 against the session-24 default's threshold of 1.80). Level spread = 99th minus 10th
 # percentile of the 25 ms frame levels, the larger of the waveform's and its pre-emphasised copy's. Measured: over
 # the 5,630 clips of the speech pool the smallest is 2.3 dB (1 s commands drowned in noise); DC, tones and hum
 # give 0.0 dB, 3 s of white noise 1.0-1.3 dB. `require_speech` refuses a clip under STEADY_DB.

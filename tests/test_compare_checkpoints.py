@@ -38,7 +38,6 @@ def test_a_checkpoint_against_itself_differs_by_exactly_zero(tmp_path, capsys):
         assert r[1] == r[2] and float(r[3]) == 0.0 and float(r[4]) == float(r[6]) == 0.0 and float(r[7]) == 0.0
 
 
-
 def test_padding_only_the_second_clip_embeds_each_clip_clean_and_padded(tmp_path, capsys, monkeypatch):
     manifest, ck = _manifest_and_checkpoint(tmp_path)
     seen, embed = [], cmp.embed_waves

@@ -2,7 +2,8 @@
 
 Every dev speaker was recorded in one session, so two clips of one speaker share a room, a microphone and a noise
 floor. This embeds only the silence before the first and after the last word of each dev clip (`audio.edge_silence`
-with the word detector, less 0.3 s next to the words; clips with at least 0.5 s of it) and prints the within-corpus EER of those embeddings.
+with the word detector, less 0.3 s next to the words; clips with at least 0.5 s of it), as it is: a checkpoint's
+canonical edges are not applied, since they would cut that silence away. It prints the within-corpus EER.
 Far below 50 % means the silence identifies the session, a cue that the dev trials reward and that a person
 enrolled on one day and tested on another would not give.
 

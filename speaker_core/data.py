@@ -11,6 +11,7 @@ writes ``data/train.jsonl``, ``data/dev.jsonl`` (absolute paths) and ``data/spli
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -196,20 +197,25 @@ def int16_to_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / 32768.0
 
 
-def cache_key(paths: Sequence[str]) -> str:
-    """What a cache is valid for: its exact list of files, in order."""
-    return hashlib.sha1("\n".join(paths).encode()).hexdigest()[:16]
+def cache_key(paths: Sequence[str], edges: Optional[dict] = None) -> str:
+    """What a cache is valid for: its exact list of files, in order, and the edge handling applied to them."""
+    tail = [] if not edges else [f"edges={sorted(edges.items())}"]
+    return hashlib.sha1("\n".join(list(paths) + tail).encode()).hexdigest()[:16]
 
 
-def _wave_int16(path: str) -> np.ndarray:
+def _wave_int16(path: str, edges: Optional[dict] = None) -> np.ndarray:
     try:
         x = load_wave(path)
     except Exception as e:   # the reader names only the file; 00001.wav is not enough in a VoxCeleb tree
         raise RuntimeError(f"{path}: {e} (remove it from the manifest, or run prepare again)") from None
+    if edges:
+        from .audio import canonical_edges
+        x = canonical_edges(x, **edges)
     return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
 
 
-def _decoded(paths: Sequence[str], workers: int, verbose: bool) -> Iterable[np.ndarray]:
+def _decoded(paths: Sequence[str], workers: int, verbose: bool, edges: Optional[dict] = None
+             ) -> Iterable[np.ndarray]:
     """int16 waves in manifest order, decoded in ``workers`` processes when there are many files."""
     if workers > 1 and len(paths) >= 64:
         import multiprocessing
@@ -219,7 +225,7 @@ def _decoded(paths: Sequence[str], workers: int, verbose: bool) -> Iterable[np.n
         ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=torch.set_num_threads, initargs=(1,))
         try:
-            for i, x in enumerate(ex.map(_wave_int16, paths, chunksize=16)):
+            for i, x in enumerate(ex.map(functools.partial(_wave_int16, edges=edges), paths, chunksize=16)):
                 if verbose and i % 2000 == 0:
                     print(f"decoded {i}/{len(paths)} files", flush=True)
                 yield x
@@ -227,7 +233,7 @@ def _decoded(paths: Sequence[str], workers: int, verbose: bool) -> Iterable[np.n
             ex.shutdown(cancel_futures=True)   # a broken file stops the build now, not after all the others
         return
     for p in paths:
-        yield _wave_int16(p)
+        yield _wave_int16(p, edges)
 
 
 def write_cache(base: str, pieces: Iterable[np.ndarray], key: str, off: Optional[np.ndarray] = None) -> np.ndarray:
@@ -267,17 +273,19 @@ class AudioCache:
     ``.npz`` suffix on ``cache_path`` is dropped. The build streams clip by clip to disk, in several processes.
     Reads go through a memory map, so memory stays flat however many hours the manifest holds: VoxCeleb2's
     ~2,400 h are 276 GB of int16. Loader workers share the mapped pages. Without ``cache_path``, the samples
-    stay in memory.
+    stay in memory. With ``edges`` (``audio.canonical_edges`` keyword arguments) every clip is stored with those
+    edges, so that training crops come from clips edged as a checkpoint with ``meta["edges"]`` embeds them.
     """
 
     def __init__(self, paths: Sequence[str], cache_path: Optional[str] = None, verbose: bool = False,
-                 workers: Optional[int] = None):
+                 workers: Optional[int] = None, edges: Optional[dict] = None):
         self.paths = list(paths)
-        self.key = cache_key(self.paths)
+        self.edges = dict(edges) if edges else None
+        self.key = cache_key(self.paths, self.edges)
         workers = min(8, os.cpu_count() or 1) if workers is None else int(workers)
         self.base = None
         if not cache_path:
-            waves = list(_decoded(self.paths, workers, verbose))
+            waves = list(_decoded(self.paths, workers, verbose, self.edges))
             self._off = np.cumsum([0] + [len(w) for w in waves], dtype=np.int64)
             self._data = np.concatenate(waves) if waves else np.zeros(0, np.int16)
             return
@@ -290,7 +298,7 @@ class AudioCache:
             off = z["off"]
             write_cache(self.base, (z["data"][off[i]:off[i + 1]] for i in range(len(off) - 1)), self.key, off)
         else:
-            write_cache(self.base, _decoded(self.paths, workers, verbose), self.key)
+            write_cache(self.base, _decoded(self.paths, workers, verbose, self.edges), self.key)
         if not self._open():
             raise RuntimeError(f"the audio cache {self.base}.int16 could not be read back")
 

@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
+from .audio import CANONICAL_EDGES
 from .augment import Augmenter, BatchAugmenter, quiet_pad, resample_speed
 from .data import (AudioCache, CropBatchSampler, TrainDataset, collate_train, read_manifest, speaker_classes,
                    summarize)
@@ -53,7 +54,7 @@ DEFAULTS = {
     "init_head": "prototypes",   # with init: "prototypes" (mean training embedding per speaker) or "random"
     "model": {"preset": "speakernet-m", "decoder": {}, "spec_augment": True},
     "data": {"train": "data/train.jsonl", "dev": "data/dev.jsonl", "cache_dir": "data",
-             "crop_min": 2.0, "crop_max": 3.0, "max_visits": 4, "num_workers": 0},
+             "crop_min": 2.0, "crop_max": 3.0, "max_visits": 4, "num_workers": 0, "edges": None},
     "augment": {"enabled": True},
     "teacher": {"path": None, "weight": 0.0},
     # silence consistency: a share of each batch is embedded again between quiet edges (augment.quiet_pad of
@@ -125,14 +126,31 @@ def export_path(cfg: dict) -> str:
     return cfg.get("export") or os.path.join(cfg["out"], "export.pt")
 
 
-def open_cache(rows, cache_dir: Optional[str], manifest: str, rank: int = 0, world: int = 1) -> AudioCache:
-    """The audio cache of a manifest (``<cache_dir>/cache_<manifest stem>.int16``). Under torchrun rank 0
-    decodes it while the other ranks wait, then they all map the same file."""
-    stem = os.path.splitext(os.path.basename(manifest))[0]
+def edges_setting(value) -> Optional[dict]:
+    """``data.edges``: None (clips as recorded), "canonical" (``audio.CANONICAL_EDGES``, as ``calibrate --edges
+    canonical`` embeds) or a dict of ``audio.canonical_edges`` keyword arguments.
+
+    >>> edges_setting("canonical")["detector"], edges_setting(None)
+    ('words', None)
+    """
+    if not value:
+        return None
+    if value == "canonical":
+        return dict(CANONICAL_EDGES)
+    if isinstance(value, dict) and set(value) <= {"keep", "pad", "db", "detector"}:
+        return dict(value)
+    raise ValueError(f"data.edges must be null, 'canonical' or a dict of keep/pad/db/detector, not {value!r}")
+
+
+def open_cache(rows, cache_dir: Optional[str], manifest: str, rank: int = 0, world: int = 1,
+               edges: Optional[dict] = None) -> AudioCache:
+    """The audio cache of a manifest (``<cache_dir>/cache_<manifest stem>.int16``, ``..._edges`` with ``edges``).
+    Under torchrun rank 0 decodes it while the other ranks wait, then they all map the same file."""
+    stem = os.path.splitext(os.path.basename(manifest))[0] + ("_edges" if edges else "")
     path = os.path.join(cache_dir, f"cache_{stem}") if cache_dir else None
     if world > 1 and rank != 0:
         dist.barrier()
-    cache = AudioCache([r["audio_filepath"] for r in rows], cache_path=path, verbose=is_main(rank))
+    cache = AudioCache([r["audio_filepath"] for r in rows], cache_path=path, verbose=is_main(rank), edges=edges)
     if world > 1 and rank == 0:
         dist.barrier()
     return cache
@@ -451,7 +469,8 @@ def train(cfg: dict, resume: bool = False) -> dict:
     train_rows = read_manifest(dc["train"])
     dev_rows = read_manifest(dc["dev"]) if dc.get("dev") else []
     cache_dir = dc.get("cache_dir")
-    cache = open_cache(train_rows, cache_dir, dc["train"], rank, world)
+    edges = edges_setting(dc.get("edges"))   # training crops cut from clips edged as the checkpoint will embed
+    cache = open_cache(train_rows, cache_dir, dc["train"], rank, world, edges)
     labels = sorted({r["label"] for r in train_rows})
 
     # augmentation; babble from other training utterances
@@ -496,7 +515,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
     distill = None
     if tc.get("weight") and tc.get("path"):
         from .teacher import DistillHead, load_teacher
-        teacher = load_teacher(tc["path"], n_rows=len(train_rows)).to(device)
+        teacher = load_teacher(tc["path"], n_rows=len(train_rows), cache_key=cache.key).to(device)
         distill = DistillHead(model.emb_dim, teacher.dim).to(device)
     cc = cfg.get("consistency") or {}
     cw = float(cc.get("weight") or 0.0)
@@ -546,7 +565,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
     dev = None
     if is_main(rank) and dev_rows:
         vc = cfg["val"]
-        dcache = open_cache(dev_rows, cache_dir, dc["dev"])   # rank 0 alone
+        dcache = open_cache(dev_rows, cache_dir, dc["dev"], edges=edges)   # rank 0 alone
         dev = DevSet(dev_rows, dcache, vc.get("split_single", 4.0), vc.get("max_nontarget", 20000), seed)
 
     data_summary = {"train": summarize(train_rows), "dev": summarize(dev_rows),
@@ -749,7 +768,7 @@ def export_from_run(cfg: dict, which: str = "last", out_path: Optional[str] = No
         model.load_state_dict(wstate)
         epochs_done = st["epoch"] + 1
     model.eval()
-    dcache = open_cache(dev_rows, dc.get("cache_dir"), dc["dev"])
+    dcache = open_cache(dev_rows, dc.get("cache_dir"), dc["dev"], edges=edges_setting(dc.get("edges")))
     vc = cfg["val"]
     dev = DevSet(dev_rows, dcache, vc.get("split_single", 4.0), vc.get("max_nontarget", 20000), cfg["seed"])
     res, scores = dev.run(model, torch.device("cpu"), vc.get("batch_size", 16))

@@ -285,3 +285,24 @@ def test_speaker_augmentation_labels_sped_up_crops_as_new_speakers():
             TrainDataset(rows, Tone(), speaker_speeds=bad, p_speaker_speed=0.5)
     with pytest.raises(ValueError, match="p_speaker_speed"):
         TrainDataset(rows, Tone(), speaker_speeds=(1.1,), p_speaker_speed=1.5)
+
+
+def test_cache_with_edges_holds_the_edged_clips_under_its_own_key(tmp_path):
+    import soundfile as sf
+    from speaker_core.audio import CANONICAL_EDGES, canonical_edges
+    from speaker_core.data import cache_key, load_wave
+    rng = np.random.RandomState(3)
+    t = np.arange(8000) / 16000
+    words = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    wave = np.concatenate([1e-4 * rng.randn(24000), words, 1e-4 * rng.randn(16000)]).astype(np.float32)
+    p = tmp_path / "w.wav"
+    sf.write(p, wave, 16000, subtype="PCM_16")
+    edges = dict(CANONICAL_EDGES)
+    base = str(tmp_path / "cache_train_edges")
+    c = AudioCache([str(p)], cache_path=base, edges=edges)
+    want = canonical_edges(load_wave(str(p)), **edges)
+    assert c.length(0) == want.size < wave.size + 3 * 16000          # 1.5 s of silence cut, 3 s of pad added
+    assert np.abs(c.get(0) - want).max() < 1e-4
+    assert c.key == cache_key([str(p)], edges) != cache_key([str(p)])
+    # the same files without edges do not reuse the edged samples
+    assert AudioCache([str(p)], cache_path=base).length(0) == wave.size

@@ -93,3 +93,13 @@ def test_batched_teacher_matches_one_by_one():
     one = np.stack([teacher_embed(enc, w) for w in waves])
     many = teacher_embed_many(enc, waves)
     assert many.shape == (3, 256) and np.abs(one - many).max() < 1e-5
+
+
+def test_window_table_made_from_other_audio_is_refused(tmp_path):
+    emb = np.random.RandomState(2).randn(3, 4).astype(np.float32)
+    np.savez(tmp_path / "w.npz", emb=emb, count=np.array([1, 2]), hop=8000, win=40000, cache_key="aaaa")
+    assert len(load_teacher(str(tmp_path / "w.npz"), n_rows=2, cache_key="aaaa")) == 2
+    with pytest.raises(ValueError, match="other audio"):
+        load_teacher(str(tmp_path / "w.npz"), n_rows=2, cache_key="bbbb")
+    np.savez(tmp_path / "old.npz", emb=emb, count=np.array([1, 2]), hop=8000, win=40000)   # tables made before
+    assert len(load_teacher(str(tmp_path / "old.npz"), n_rows=2, cache_key="bbbb")) == 2

@@ -376,3 +376,13 @@ def test_trains_with_a_window_teacher_table(tmp_path):
     np.savez(os.path.join(root, "bad.npz"), emb=emb[:3], count=np.ones(3, dtype=np.int64), hop=4000, win=8000)
     with pytest.raises(ValueError, match="rerun tools/prepare_teacher.py"):
         train(_cfg(root, os.path.join(root, "x"), epochs=1, **{"teacher.path": f"{root}/bad.npz"}))
+
+
+def test_data_edges_setting():
+    from speaker_core.audio import CANONICAL_EDGES
+    from speaker_core.train import edges_setting
+    assert edges_setting("canonical") == CANONICAL_EDGES and edges_setting(None) is None
+    assert edges_setting({"keep": 0.1, "pad": 1.0}) == {"keep": 0.1, "pad": 1.0}
+    for bad in ("words", {"keep": 0.1, "silence": 2}, 3):
+        with pytest.raises(ValueError, match="data.edges"):
+            edges_setting(bad)

@@ -4,23 +4,29 @@
 set -x
 cd "$(dirname "$0")/../.."   # the repository root
 R=runs/s26-r; L=runs/s26-logs; mkdir -p $R/cand $L
-SET="init=checkpoints/ecapa-small.pt out=$R seed=381 threads=2 teacher.path=data/teacher_crops_edges.npz
+# The baseline is the session-25 default, taken from git so that the script still measures the same thing after
+# rule 38 shipped (it ran in session 26 with the same files under checkpoints/, before they were replaced).
+B=runs/s26-F; mkdir -p $B
+for f in ecapa-small.pt speakernet-m.pt ecapa-speakernet-fusion.pt; do
+  [ -f $B/$f ] || git show 02cf663:checkpoints/$f > $B/$f
+done
+SET="init=$B/ecapa-small.pt out=$R seed=381 threads=2 teacher.path=data/teacher_crops_edges.npz
   teacher.weight=2.0 augment.p_edges=0.3 augment.p_speed=0.0 batch_size=64 optim.lr=0.001 optim.warmup_ratio=0.03
   loss.margin_warmup_epochs=1 epochs=200 max_minutes=90 val.every=5 data.speaker_speeds=[0.9,1.1]
   data.p_speaker_speed=0.5 data.edges=canonical"
 python -m speaker_core train configs/ecapa-small.yaml --set $SET --export-from last > $L/export.txt 2>&1
-python tools/average_checkpoints.py $R/cand/rm-raw.pt checkpoints/ecapa-small.pt $R/export.pt --name ecapa-small
+python tools/average_checkpoints.py $R/cand/rm-raw.pt $B/ecapa-small.pt $R/export.pt --name ecapa-small
 python -m speaker_core calibrate $R/cand/rm-raw.pt --train data/train.jsonl --dev data/dev.jsonl --edges canonical \
   --out $R/cand/ecapa-small.pt > $L/calibrate.txt 2>&1
-cp checkpoints/speakernet-m.pt $R/cand/
+cp $B/speakernet-m.pt $R/cand/
 python -m speaker_core fuse $R/cand/ecapa-speakernet-fusion.pt $R/cand/ecapa-small.pt:0.7 $R/cand/speakernet-m.pt:0.3 \
   --dev data/dev.jsonl > $L/fuse.txt 2>&1
-F=checkpoints/ecapa-speakernet-fusion.pt; FRM=$R/cand/ecapa-speakernet-fusion.pt
+F=$B/ecapa-speakernet-fusion.pt; FRM=$R/cand/ecapa-speakernet-fusion.pt
 python tools/compare_checkpoints.py $F $FRM --swap-edges > $L/b1_swapped.txt 2>&1            # bar 1
 python tools/compare_checkpoints.py $F $FRM > $L/b2_clean.txt 2>&1                           # bar 2
 python tools/compare_checkpoints.py $F $FRM --swap-edges --pad-edges 1.5 --pad-side second \
   > $L/b3_swapped_one.txt 2>&1                                                               # bar 3
 python -m speaker_core evaluate $FRM data/dev.jsonl --out $R/cand/eval_FRM > $L/b4_eval.txt 2>&1   # bar 4 (long pairs)
-python tools/compare_checkpoints.py checkpoints/ecapa-small.pt $R/cand/ecapa-small.pt --swap-edges \
+python tools/compare_checkpoints.py $B/ecapa-small.pt $R/cand/ecapa-small.pt --swap-edges \
   > $L/b6_member_swapped.txt 2>&1                                                            # bar 6
 echo DONE

@@ -136,15 +136,17 @@ class TeacherTable:
         return self.emb[self.first[idx] + j]
 
 
-def load_teacher(path: str, n_rows: Optional[int] = None, cache_key: Optional[str] = None) -> TeacherTable:
+def load_teacher(path: str, n_rows: Optional[int] = None, cache_key: Optional[str] = None,
+                 edged: bool = False) -> TeacherTable:
     """``.npy``: one embedding per file; ``.npz`` (``emb``, ``count``, ``hop``, ``win``): windows of each file.
     A window table that records the key of the audio cache it was made from must match ``cache_key``: its
-    windows are positions in that audio (with or without canonical edges)."""
+    windows are positions in that audio. For an ``edged`` cache the table must record it (tables made before
+    session 26 record none, and they were all made from clips without edges)."""
     if str(path).endswith(".npz"):
         with np.load(path) as z:
             emb, count, hop, win = z["emb"], z["count"], int(z["hop"]), int(z["win"])
             made_from = str(z["cache_key"]) if "cache_key" in z.files else None
-        if cache_key is not None and made_from is not None and made_from != cache_key:
+        if cache_key is not None and made_from != cache_key and (made_from is not None or edged):
             raise ValueError(f"{path} was made from other audio than this run's training cache (edges differ?); "
                              "rerun tools/prepare_teacher.py --crops with the run's --edges")
     else:

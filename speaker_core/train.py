@@ -515,7 +515,7 @@ def train(cfg: dict, resume: bool = False) -> dict:
     distill = None
     if tc.get("weight") and tc.get("path"):
         from .teacher import DistillHead, load_teacher
-        teacher = load_teacher(tc["path"], n_rows=len(train_rows), cache_key=cache.key).to(device)
+        teacher = load_teacher(tc["path"], n_rows=len(train_rows), cache_key=cache.key, edged=bool(edges)).to(device)
         distill = DistillHead(model.emb_dim, teacher.dim).to(device)
     cc = cfg.get("consistency") or {}
     cw = float(cc.get("weight") or 0.0)

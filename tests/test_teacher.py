@@ -103,3 +103,5 @@ def test_window_table_made_from_other_audio_is_refused(tmp_path):
         load_teacher(str(tmp_path / "w.npz"), n_rows=2, cache_key="bbbb")
     np.savez(tmp_path / "old.npz", emb=emb, count=np.array([1, 2]), hop=8000, win=40000)   # tables made before
     assert len(load_teacher(str(tmp_path / "old.npz"), n_rows=2, cache_key="bbbb")) == 2
+    with pytest.raises(ValueError, match="other audio"):   # an old table is of clips without edges
+        load_teacher(str(tmp_path / "old.npz"), n_rows=2, cache_key="bbbb", edged=True)

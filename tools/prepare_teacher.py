@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from speaker_core.audio import CANONICAL_EDGES  # noqa: E402
 from speaker_core.data import AudioCache, read_manifest  # noqa: E402
+from speaker_core.train import edges_setting  # noqa: E402
 from speaker_core.teacher import (compute_teacher_embeddings, resemblyzer_encoder,  # noqa: E402
                                   teacher_embed_many, window_starts)
 
@@ -71,7 +71,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     rows = read_manifest(a.manifest)
-    edges = dict(CANONICAL_EDGES) if a.edges == "canonical" else None
+    edges = edges_setting(None if a.edges == "none" else a.edges)   # exactly what the run's data.edges resolves to
     cache = AudioCache([r["audio_filepath"] for r in rows], cache_path=a.cache, verbose=True, edges=edges)
     if a.crops:
         win, hop = (int(round(float(x) * 16000)) for x in a.crops.split(":"))

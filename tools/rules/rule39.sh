@@ -14,8 +14,10 @@ SET="init=$B/speakernet-m.pt out=$R seed=391 threads=2 teacher.path=data/teacher
   teacher.weight=2.0 augment.p_edges=0.3 augment.p_speed=0.0 batch_size=64 optim.lr=0.001 optim.warmup_ratio=0.03
   loss.margin_warmup_epochs=1 epochs=200 max_minutes=80 val.every=5 data.speaker_speeds=[0.9,1.1]
   data.p_speaker_speed=0.5 data.edges=canonical"
-[ "$1" = measure ] || python -m speaker_core train configs/speakernet-m.yaml --set $SET --export-from last \
-  > $L/export.txt 2>&1
+if [ "$1" != measure ]; then
+  python -m speaker_core train configs/speakernet-m.yaml --set $SET > $L/train.txt 2>&1
+  python -m speaker_core train configs/speakernet-m.yaml --set $SET --export-from last > $L/export.txt 2>&1
+fi
 python tools/average_checkpoints.py $R/cand/sm-raw.pt $B/speakernet-m.pt $R/export.pt --name speakernet-m
 python -m speaker_core calibrate $R/cand/sm-raw.pt --train data/train.jsonl --dev data/dev.jsonl --window 0 \
   --edges canonical --out $R/cand/speakernet-m.pt > $L/calibrate.txt 2>&1

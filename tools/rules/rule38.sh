@@ -18,15 +18,5 @@ python -m speaker_core train configs/ecapa-small.yaml --set $SET --export-from l
 python tools/average_checkpoints.py $R/cand/rm-raw.pt $B/ecapa-small.pt $R/export.pt --name ecapa-small
 python -m speaker_core calibrate $R/cand/rm-raw.pt --train data/train.jsonl --dev data/dev.jsonl --edges canonical \
   --out $R/cand/ecapa-small.pt > $L/calibrate.txt 2>&1
-cp $B/speakernet-m.pt $R/cand/
-python -m speaker_core fuse $R/cand/ecapa-speakernet-fusion.pt $R/cand/ecapa-small.pt:0.7 $R/cand/speakernet-m.pt:0.3 \
-  --dev data/dev.jsonl > $L/fuse.txt 2>&1
-F=$B/ecapa-speakernet-fusion.pt; FRM=$R/cand/ecapa-speakernet-fusion.pt
-python tools/compare_checkpoints.py $F $FRM --swap-edges > $L/b1_swapped.txt 2>&1            # bar 1
-python tools/compare_checkpoints.py $F $FRM > $L/b2_clean.txt 2>&1                           # bar 2
-python tools/compare_checkpoints.py $F $FRM --swap-edges --pad-edges 1.5 --pad-side second \
-  > $L/b3_swapped_one.txt 2>&1                                                               # bar 3
-python -m speaker_core evaluate $FRM data/dev.jsonl --out $R/cand/eval_FRM > $L/b4_eval.txt 2>&1   # bar 4 (long pairs)
-python tools/compare_checkpoints.py $B/ecapa-small.pt $R/cand/ecapa-small.pt --swap-edges \
-  > $L/b6_member_swapped.txt 2>&1                                                            # bar 6
+bash tools/rules/fusion_bars.sh $B $R/cand ecapa-small $L eval_FRM
 echo DONE

@@ -21,15 +21,5 @@ fi
 python tools/average_checkpoints.py $R/cand/sm-raw.pt $B/speakernet-m.pt $R/export.pt --name speakernet-m
 python -m speaker_core calibrate $R/cand/sm-raw.pt --train data/train.jsonl --dev data/dev.jsonl --window 0 \
   --edges canonical --out $R/cand/speakernet-m.pt > $L/calibrate.txt 2>&1
-cp $B/ecapa-small.pt $R/cand/
-python -m speaker_core fuse $R/cand/ecapa-speakernet-fusion.pt $R/cand/ecapa-small.pt:0.7 $R/cand/speakernet-m.pt:0.3 \
-  --dev data/dev.jsonl > $L/fuse.txt 2>&1
-F=$B/ecapa-speakernet-fusion.pt; FSM=$R/cand/ecapa-speakernet-fusion.pt
-python tools/compare_checkpoints.py $F $FSM --swap-edges > $L/b1_swapped.txt 2>&1            # bar 1
-python tools/compare_checkpoints.py $F $FSM > $L/b2_clean.txt 2>&1                           # bar 2
-python tools/compare_checkpoints.py $F $FSM --swap-edges --pad-edges 1.5 --pad-side second \
-  > $L/b3_swapped_one.txt 2>&1                                                               # bar 3
-python -m speaker_core evaluate $FSM data/dev.jsonl --out $R/cand/eval_FSM > $L/b4_eval.txt 2>&1   # bar 4 (long pairs)
-python tools/compare_checkpoints.py $B/speakernet-m.pt $R/cand/speakernet-m.pt --swap-edges \
-  > $L/b6_member_swapped.txt 2>&1                                                            # bar 6
+bash tools/rules/fusion_bars.sh $B $R/cand speakernet-m $L eval_FSM
 echo DONE

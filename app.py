@@ -111,15 +111,15 @@ is rejected outright, and so is a steady tone, hum or noise. **Silence around th
 practice: a recording holds more of it than a file cut to the words. Both shipped models cut each
 edge's silence to 0.2 s and pad every clip with the same 1.5 s of quiet noise before embedding, so
 when one clip of a pair had 1.5 s of quiet before and after the words, the default fusion rejected
-7.3 % of same-speaker pairs on held-out speakers (7.2 % without it; before session 25, when the
+6.9 % of same-speaker pairs on held-out speakers (6.8 % without it; before session 25, when the
 ECAPA-small member kept each clip's own silence: 30.5 %). The silence of a recording also tells its
 room apart, which helps two clips from one sitting and not two from different days: the dev trials
 are from one sitting per speaker, so the model card reports both.
 
 **Long recordings** score higher for every pair, the same speaker or not, and the threshold was
 calibrated mostly on 1-2 s clips. On held-out pairs whose clips both hold 3 s of speech or more, the
-default fusion accepted 14 % of the different-speaker pairs (7.2 % over all pairs) and rejected none of
-the same-speaker ones. For such a pair
+default fusion accepted 13 % of the different-speaker pairs (6.8 % over all pairs) and rejected 1 of the
+76 same-speaker ones. For such a pair
 the result reads the score against those long pairs and says what the threshold does there; raise the
 threshold for a stricter decision: the result says where a threshold would let 5 % of those
 different-speaker pairs pass, and a button puts it on the slider. The model card below shows the errors

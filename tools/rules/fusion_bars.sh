@@ -1,5 +1,5 @@
 #!/bin/bash
-# The steps shared by rules 38 and 39 once a candidate member is calibrated: fuse it with the baseline's other member
+# The steps shared by rules 38-40 once a candidate member is calibrated: fuse it with the baseline's other member
 # at 0.7 / 0.3, then measure bars 1-4 and 6 against the baseline fusion.
 #   bash tools/rules/fusion_bars.sh BASE_DIR CAND_DIR MEMBER LOGDIR EVAL_NAME
 # BASE_DIR holds the baseline's three files, CAND_DIR the calibrated candidate MEMBER.pt (ecapa-small or

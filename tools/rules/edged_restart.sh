@@ -1,0 +1,26 @@
+#!/bin/bash
+# The run and measurements shared by rules 39 and 40 (one fusion member warm-restarted on canonically edged clips):
+# train, export the last epoch, average it with the baseline member, calibrate, then fusion_bars.sh. Called by
+# rule39.sh and rule40.sh, which set (exported or on the command line):
+#   M member (ecapa-small | speakernet-m), GIT commit holding the baseline, R run folder, L log folder,
+#   B baseline folder, SEED, MIN training minutes, RAW averaged file's name, EVAL evaluate output name.
+# "measure" as the first argument skips the training. Run from the repository root.
+set -x
+mkdir -p $R/cand $L $B
+for f in ecapa-small.pt speakernet-m.pt ecapa-speakernet-fusion.pt; do
+  [ -f $B/$f ] || git show $GIT:checkpoints/$f > $B/$f
+done
+SET="init=$B/$M.pt out=$R seed=$SEED threads=2 teacher.path=data/teacher_crops_edges.npz
+  teacher.weight=2.0 augment.p_edges=0.3 augment.p_speed=0.0 batch_size=64 optim.lr=0.001 optim.warmup_ratio=0.03
+  loss.margin_warmup_epochs=1 epochs=200 max_minutes=$MIN val.every=5 data.speaker_speeds=[0.9,1.1]
+  data.p_speaker_speed=0.5 data.edges=canonical"
+if [ "$1" != measure ]; then
+  python -m speaker_core train configs/$M.yaml --set $SET > $L/train.txt 2>&1
+  python -m speaker_core train configs/$M.yaml --set $SET --export-from last > $L/export.txt 2>&1
+fi
+python tools/average_checkpoints.py $R/cand/$RAW $B/$M.pt $R/export.pt --name $M
+if [ "$M" = speakernet-m ]; then WHOLE="--window 0"; else WHOLE=""; fi   # speakernet-m embeds whole clips
+python -m speaker_core calibrate $R/cand/$RAW --train data/train.jsonl --dev data/dev.jsonl $WHOLE \
+  --edges canonical --out $R/cand/$M.pt > $L/calibrate.txt 2>&1
+bash tools/rules/fusion_bars.sh $B $R/cand $M $L $EVAL
+echo DONE

@@ -1,9 +1,11 @@
 #!/bin/bash
-# The run and measurements shared by rules 39 and 40 (one fusion member warm-restarted on canonically edged clips):
-# train, export the last epoch, average it with the baseline member, calibrate, then fusion_bars.sh. Called by
-# rule39.sh and rule40.sh, which set (exported or on the command line):
+# The run and measurements shared by rules 39-41 (one fusion member warm-restarted on canonically edged clips):
+# train, export the last epoch, average it with the baseline member (rules 39, 40; AVG=0 in rule 41 keeps the
+# restart alone), calibrate, then fusion_bars.sh. Called by rule39.sh, rule40.sh and rule41.sh, which set
+# (exported or on the command line):
 #   M member (ecapa-small | speakernet-m), GIT commit holding the baseline, R run folder, L log folder,
-#   B baseline folder, SEED, MIN training minutes, RAW averaged file's name, EVAL evaluate output name.
+#   B baseline folder, SEED, MIN training minutes, RAW averaged file's name, EVAL evaluate output name,
+#   AVG 1 (default) to average, 0 to calibrate the exported restart alone.
 # "measure" as the first argument skips the training. Run from the repository root.
 set -x
 mkdir -p $R/cand $L $B
@@ -18,9 +20,14 @@ if [ "$1" != measure ]; then
   python -m speaker_core train configs/$M.yaml --set $SET > $L/train.txt 2>&1
   python -m speaker_core train configs/$M.yaml --set $SET --export-from last > $L/export.txt 2>&1
 fi
-python tools/average_checkpoints.py $R/cand/$RAW $B/$M.pt $R/export.pt --name $M
+if [ "${AVG:-1}" = 1 ]; then
+  python tools/average_checkpoints.py $R/cand/$RAW $B/$M.pt $R/export.pt --name $M
+  IN=$R/cand/$RAW
+else
+  IN=$R/export.pt   # the restart alone
+fi
 if [ "$M" = speakernet-m ]; then WHOLE="--window 0"; else WHOLE=""; fi   # speakernet-m embeds whole clips
-python -m speaker_core calibrate $R/cand/$RAW --train data/train.jsonl --dev data/dev.jsonl $WHOLE \
+python -m speaker_core calibrate $IN --train data/train.jsonl --dev data/dev.jsonl $WHOLE \
   --edges canonical --out $R/cand/$M.pt > $L/calibrate.txt 2>&1
 bash tools/rules/fusion_bars.sh $B $R/cand $M $L $EVAL
 echo DONE

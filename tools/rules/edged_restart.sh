@@ -1,7 +1,7 @@
 #!/bin/bash
-# The run and measurements shared by rules 39-41 (one fusion member warm-restarted on canonically edged clips):
-# train, export the last epoch, average it with the baseline member (rules 39, 40; AVG=0 in rule 41 keeps the
-# restart alone), calibrate, then fusion_bars.sh. Called by rule39.sh, rule40.sh and rule41.sh, which set
+# The run and measurements shared by rules 39-41 and 43 (one fusion member warm-restarted on canonically edged clips):
+# train, export the last epoch, average it with the baseline member (rules 39, 40, 43; AVG=0 in rule 41 keeps the
+# restart alone), calibrate, then fusion_bars.sh. Called by rule39.sh-rule41.sh and rule43.sh, which set
 # (exported or on the command line):
 #   M member (ecapa-small | speakernet-m), GIT commit holding the baseline, R run folder, L log folder,
 #   B baseline folder, SEED, MIN training minutes, RAW averaged file's name, EVAL evaluate output name,

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Rule 44's run and measurements (tools/rules/rule44.txt), in the rule's order; stopping at the first failed bar
-# is left to the reader: every number is printed. Run from anywhere; ~80 min of training, then ~25 min.
+# is left to the reader: every number is printed. Run from anywhere; 5 min for the head and 75 of training, then
+# ~15 min.
 # It starts from rule 43's SM2 (runs/s30-s/cand/speakernet-m.pt: run tools/rules/rule43.sh first). The baseline is
 # the session-28 default (unchanged since), taken from git (d2b9ab7) as rule43.sh takes it.
 cd "$(dirname "$0")/../.."   # the repository root

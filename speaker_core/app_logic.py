@@ -463,13 +463,14 @@ class Studio:
         """The threshold a request means. An API call that names another model but no threshold arrives with the
         slider's start value, the default model's calibrated threshold, which is wrong on the other model's scale:
         that value means "the named model's calibrated threshold". (In the browser, choosing a model moves the
-        slider to its own threshold.)"""
-        model = self.models.get(model_name)
+        slider to its own threshold.) "The calibrated threshold" is the slider's value, rounded to 3 decimals, so
+        that a cached example, an API call and the browser decide at, and show, the same number."""
+        self.models.get(model_name)   # an unknown model name fails here, before any audio is read
         if threshold is None:
-            return float(model.threshold)
+            return self.default_threshold(model_name)
         default = self.models.default()
         if model_name and model_name != default and abs(float(threshold) - self.default_threshold(default)) < 5e-4:
-            return float(model.threshold)
+            return self.default_threshold(model_name)
         return float(threshold)
 
     def threshold_range(self, model_name: str | None = None) -> tuple[float, float]:

@@ -233,6 +233,17 @@ def test_verify_examples_decide_correctly(studio):
     assert min(same) > max(diff)
 
 
+def test_examples_and_api_decide_at_the_sliders_threshold(studio):
+    """A cached example (no threshold) and the browser (the slider's value) decide at, and print, one number: the
+    calibrated threshold as the slider shows it. (The stored 1.79854 once printed as 1.798 beside a slider at 1.799.)"""
+    t = studio.threshold_slider()["value"]
+    assert t == round(studio.models.threshold(None), 3)
+    a, b, _ = al.VERIFY_EXAMPLES[0]
+    result, decision, _, _ = studio.verify_example(ex(a), ex(b))
+    assert result["threshold"] == t and f"threshold {t:.3f}" in decision
+    assert studio.verify(ex(a), ex(b), None, t)[0] == result
+
+
 def test_a_long_pair_is_explained_with_long_calibration_pairs(studio):
     """Each clip reports how long its words last; a pair whose clips both hold >= 3 s of them is read against
     the checkpoint's long calibration pairs when it has them (the shipped ones do), a shorter pair against all."""

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import DETECTORS, MAX_SECONDS, SAMPLE_RATE, Clip, canonical_edges, load_clip, require_speech, windows
+from .audio import (DETECTORS, MAX_SECONDS, SAMPLE_RATE, Clip, canonical_edges, load_clip, require_speech, windows,
+                    word_parts)
 from .checkpoint import FUSION_FORMAT, CheckpointError, load_checkpoint, model_from_payload, read_payload
 from .model import SpeakerModel, config_to_dict
-from .scoring import ScoreNorm, cosine, score_norm_of, threshold_of
+from .scoring import ScoreNorm, cosine, parts_of, score_norm_of, threshold_of
 
 CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
 # The score fusion of both shipped models (0.7 x ecapa-small + 0.3 x speakernet-m, fusion.py): on the dev split its
@@ -127,6 +128,7 @@ class Recognizer:
             self.norm: ScoreNorm | None = score_norm_of(self.meta, self.emb_dim)
             self.window = window_of(self.meta)
             self.edges = edges_of(self.meta)
+            self.parts = parts_of(self.meta)
         except ValueError as e:
             raise CheckpointError(f"{self.name}: {e}") from None
 
@@ -249,8 +251,24 @@ class Recognizer:
             return self.norm.against(query, prints)
         return np.clip(cosine(prints, np.broadcast_to(query, prints.shape)), -1.0, 1.0)
 
+    def compare_parts(self, pa, pb) -> float:
+        """Score two clips given as their parts' embeddings (ka, D) and (kb, D): the mean over the part pairs."""
+        if self.norm is not None:
+            return self.norm.mean_pair(pa, pb)
+        return float(np.clip(cosine(*np.broadcast_arrays(np.atleast_2d(pa)[:, None], np.atleast_2d(pb)[None])),
+                             -1.0, 1.0).mean())
+
+    def embed_parts(self, item) -> np.ndarray:
+        """(k, D) unit embeddings of a clip's parts (``audio.word_parts``) when the checkpoint scores in parts
+        (``self.parts``), else (1, D): the clip's embedding."""
+        wave = load_clip(item).wave
+        return self._finish(self._embed(word_parts(wave, self.parts) if self.parts else [wave]), True)
+
     def score(self, a, b) -> float:
-        """Score two clips (paths, `(wave, sr)` pairs or Clips) on this checkpoint's scale."""
+        """Score two clips (paths, `(wave, sr)` pairs or Clips) on this checkpoint's scale. A checkpoint that
+        scores in parts (``scoring.parts_of``) averages over the pairs of the clips' parts."""
+        if self.parts:
+            return self.compare_parts(self.embed_parts(a), self.embed_parts(b))
         ea, eb = self.embed_batch([a, b])
         return self.compare(ea, eb)
 

@@ -596,8 +596,7 @@ class Studio:
         name = model_name or self.models.default()
         model = self.models.get(name)
         threshold = self.threshold_for(name, threshold)
-        emb = model.embed_batch([clip_a, clip_b])
-        score = model.compare(emb[0], emb[1])
+        score = model.score(clip_a, clip_b)   # in parts of the words when the checkpoint says so (parts_of)
         facts = [clip_facts(clip_a, "A: " + _label_of(_path_of(audio_a), "clip A"), ms, cut_edges(model)),
                  clip_facts(clip_b, "B: " + _label_of(_path_of(audio_b), "clip B"), ms, cut_edges(model))]
         result = {"score": round(score, 4), "same_speaker": bool(score >= threshold),

@@ -313,6 +313,26 @@ def speech_seconds(wave: np.ndarray) -> float:
     return _words_span(wave.size, edge_silence(wave))
 
 
+def word_parts(wave: np.ndarray, seconds: float) -> list[np.ndarray]:
+    """The clip's words (first to last word frame, as ``speech_seconds``) cut into ``floor(span / seconds)`` equal
+    consecutive parts when that is 2 or more; otherwise the clip itself. A checkpoint with ``meta["scoring"]``
+    scores a pair as the mean over its parts' pairs (``scoring.parts_of``, rule 45), so that a long recording is
+    scored on the scale of the 1-3 s pairs where its threshold was calibrated.
+
+    >>> t = np.arange(16000 * 5) / 16000
+    >>> w = np.concatenate([np.zeros(8000), 0.3 * np.sin(2 * np.pi * 200 * t), np.zeros(8000)]).astype(np.float32)
+    >>> [round(p.size / 16000, 2) for p in word_parts(w, 2.0)], len(word_parts(w[:16000 * 4], 2.0))
+    ([2.52, 2.52], 1)
+    """
+    lead, tail = edge_silence(wave)
+    k = int(_words_span(wave.size, (lead, tail)) // seconds)
+    if k < 2:
+        return [wave]
+    cuts = np.linspace(int(round(lead * SAMPLE_RATE)), wave.size - int(round(tail * SAMPLE_RATE)), k + 1)
+    cuts = cuts.round().astype(int)
+    return [wave[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+
+
 def _words_span(n: int, edges: tuple[float, float]) -> float:
     return max(0.0, n / SAMPLE_RATE - edges[0] - edges[1])
 

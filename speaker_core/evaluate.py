@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from .api import edges_of, window_of
-from .audio import CANONICAL_EDGES, canonical_edges, edge_silence, speech_seconds, windows
-from .scoring import (LONG_PAIR_SECONDS, ScoreNorm, bootstrap_eer, l2_normalize, plot_scores, scale_of,
+from .audio import CANONICAL_EDGES, canonical_edges, edge_silence, speech_seconds, windows, word_parts
+from .scoring import (LONG_PAIR_SECONDS, ScoreNorm, bootstrap_eer, l2_normalize, parts_of, plot_scores, scale_of,
                       score_norm_of, summarize_scores)
 
 AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".aif", ".aiff"}
@@ -239,6 +239,26 @@ def embed_waves(model, waves: Sequence[np.ndarray], batch_size: int = 16, device
     return np.stack(out) if out else np.zeros((0, model.emb_dim), np.float32)
 
 
+def embed_parts(model, waves: Sequence[np.ndarray], seconds: float, emb: Optional[np.ndarray] = None, **kw
+                ) -> Tuple[np.ndarray, np.ndarray]:
+    """Embeddings of every clip's parts (``audio.word_parts``) for a checkpoint that scores in parts: ``(P, D)``
+    and the clip each row belongs to, ``(P,)``. ``emb``: the clips' own embeddings, reused for one-part clips (the
+    same audio through the same path). ``kw`` goes to ``embed_waves``."""
+    cut = [word_parts(np.asarray(w, dtype=np.float32), seconds) for w in waves]
+    flat = [(i, x) for i, c in enumerate(cut) for x in c if emb is None or len(c) > 1]
+    new = embed_waves(model, [x for _, x in flat], **kw) if flat else None
+    rows, owner, k = [], [], 0
+    for i, c in enumerate(cut):
+        if emb is not None and len(c) == 1:
+            rows.append(emb[i:i + 1])
+            owner.append(i)
+        else:
+            rows.append(new[k:k + len(c)])
+            owner += [i] * len(c)
+            k += len(c)
+    return np.concatenate(rows).astype(np.float32), np.asarray(owner)
+
+
 def pad_edges(waves: Sequence[np.ndarray], seconds: float, db: Optional[float] = -50.0, seed: int = 0
               ) -> List[np.ndarray]:
     """Each wave between ``seconds`` of white noise at ``db`` dBFS (None or -inf: digital silence) before and
@@ -319,9 +339,26 @@ def load_item_waves(items: Sequence[dict], loader: Optional[Callable[[str], np.n
 # scoring
 # --------------------------------------------------------------------------------------------
 def score_trials(emb: np.ndarray, trials: Sequence[Tuple[int, int, int]], norm: Optional[ScoreNorm] = None,
-                 stats=None, emb_b: Optional[np.ndarray] = None, stats_b=None) -> Tuple[np.ndarray, np.ndarray]:
+                 stats=None, emb_b: Optional[np.ndarray] = None, stats_b=None, parts=None
+                 ) -> Tuple[np.ndarray, np.ndarray]:
     """(target, non-target) scores: cosine, or AS-norm with ``norm`` (``stats`` = norm.stats(emb), reused).
-    With ``emb_b`` the second clip of each trial comes from it (another condition of the same clips)."""
+    With ``emb_b`` the second clip of each trial comes from it (another condition of the same clips). With
+    ``parts = (part embeddings (P, D), owner (P,))`` (``embed_parts``) a pair scores the mean over its part pairs,
+    as ``Recognizer.score`` does for a checkpoint that scores in parts."""
+    if parts is not None and trials:
+        pe, owner = parts
+        rows = {int(i): np.flatnonzero(owner == i) for i in np.unique(owner)}
+        pu = l2_normalize(pe)
+        pmu, psd = norm.stats(pe) if norm is not None else (None, None)
+        t = np.asarray(trials, dtype=np.int64)
+        s = np.empty(len(t))
+        for n, (i, j, _) in enumerate(t):
+            a, b = rows[int(i)], rows[int(j)]
+            raw = pu[a] @ pu[b].T                                                   # (ka, kb)
+            if norm is not None:
+                raw = norm.normalize(raw, (pmu[a][:, None], psd[a][:, None]), (pmu[b][None], psd[b][None]))
+            s[n] = raw.mean()
+        return s[t[:, 2] == 1], s[t[:, 2] == 0]
     e = l2_normalize(emb)
     eb = e if emb_b is None else l2_normalize(emb_b)
     if not trials:
@@ -336,17 +373,19 @@ def score_trials(emb: np.ndarray, trials: Sequence[Tuple[int, int, int]], norm: 
 
 
 def evaluate_embeddings(emb: np.ndarray, trials_by_set: Dict[str, Sequence[Tuple[int, int, int]]],
-                        p_target: float = 0.01, norm: Optional[ScoreNorm] = None, emb_b: Optional[np.ndarray] = None
-                        ) -> Tuple[dict, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+                        p_target: float = 0.01, norm: Optional[ScoreNorm] = None, emb_b: Optional[np.ndarray] = None,
+                        parts=None) -> Tuple[dict, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
     """Per-set and pooled metrics. Returns (results, scores) where scores[set] = (target, nontarget).
-    ``emb_b``: see ``score_trials``."""
+    ``emb_b``, ``parts``: see ``score_trials`` (not both)."""
+    if parts is not None and emb_b is not None:
+        raise ValueError("scoring in parts with a second condition (emb_b) is not supported")
     res: dict = {"sets": {}, "scale": "as-norm" if norm is not None else "cosine"}
     scores = {}
     all_t, all_n = [], []
     stats = norm.stats(emb) if norm is not None and len(emb) else None
     stats_b = norm.stats(emb_b) if norm is not None and emb_b is not None and len(emb_b) else None
     for s, tr in trials_by_set.items():
-        t, n = score_trials(emb, tr, norm, stats, emb_b, stats_b)
+        t, n = score_trials(emb, tr, norm, stats, emb_b, stats_b, parts)
         scores[s] = (t, n)
         all_t.append(t)
         all_n.append(n)
@@ -513,12 +552,14 @@ def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_thres
 def evaluate(model, items: Sequence[dict], trials_by_set, waves: Optional[List[np.ndarray]] = None,
              batch_size: int = 16, device=None, crop: Optional[float] = None, progress: bool = False,
              norm: Optional[ScoreNorm] = None, window: Optional[Tuple[float, float]] = None,
-             edges: Optional[dict] = None):
+             edges: Optional[dict] = None, parts: Optional[float] = None):
+    """``parts``: seconds per part when the checkpoint scores in parts (``scoring.parts_of``), else None."""
     if waves is None:
         waves = load_item_waves(items, crop=crop)
-    emb = embed_waves(model, waves, batch_size=batch_size, device=device, progress=progress, window=window,
-                      edges=edges)
-    res, scores = evaluate_embeddings(emb, trials_by_set, norm=norm)
+    kw = dict(batch_size=batch_size, device=device, progress=progress, window=window, edges=edges)
+    emb = embed_waves(model, waves, **kw)
+    pe = embed_parts(model, waves, parts, emb=emb, **kw) if parts else None
+    res, scores = evaluate_embeddings(emb, trials_by_set, norm=norm, parts=pe)
     res["n_utterances"] = len(items)
     return res, scores, emb
 
@@ -592,7 +633,8 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--cosine", action="store_true", help="score raw cosines even if the checkpoint has AS-norm")
     ap.add_argument("--whole", action="store_true",
-                    help="embed whole clips even if the checkpoint has an embedding window")
+                    help="one embedding per whole clip even if the checkpoint has an embedding window or scores "
+                         "long clips in parts")
     ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
                     help="add 95%% confidence intervals from N speaker-level bootstrap replicates (e.g. 1000)")
     a = ap.parse_args(argv)
@@ -604,6 +646,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         norm = None if a.cosine else score_norm_of(model.meta, model.emb_dim)
         window = None if a.whole else window_of(model.meta)
         edges = edges_of(model.meta)
+        parts = None if a.whole else parts_of(model.meta)
     except ValueError as e:
         from .checkpoint import CheckpointError
         raise CheckpointError(f"{os.path.basename(a.checkpoint)}: {e}") from None
@@ -634,6 +677,9 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         padded = pad_edges(waves, a.pad_edges, a.pad_db, a.seed)
         pad_label = f"{a.pad_db:g}dB" if np.isfinite(a.pad_db) else "zeros"
         pad_label += "_second" if a.pad_side == "second" else ""
+    if a.pad_edges and a.pad_side == "second" and parts:
+        print("--pad-side second cannot score in parts: add --whole", file=sys.stderr)
+        return 2
     if a.pad_edges and a.pad_side == "second":
         emb, emb_b = (embed_waves(model, w, batch_size=a.batch_size, device=device, progress=True, window=window,
                                   edges=edges) for w in (waves, padded))
@@ -642,7 +688,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     else:
         res, scores, _ = evaluate(model, items, trials, waves=padded if a.pad_edges else waves,
                                   batch_size=a.batch_size, device=device, progress=True, norm=norm, window=window,
-                                  edges=edges)
+                                  edges=edges, parts=parts)
     cal_thr = (model.meta.get("calibration") or {}).get("threshold")
     pt, pn = scores["pooled"]
     if cal_thr is not None and res["scale"] == scale_of(model.meta) and len(pt) and len(pn):
@@ -656,7 +702,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     if a.bootstrap > 0:
         add_bootstrap(res, scores, items, trials, n_boot=a.bootstrap, seed=a.seed)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
-                "crop": a.crop, "swap_edges": a.swap_edges, "window": window, "edges": edges,
+                "crop": a.crop, "swap_edges": a.swap_edges, "window": window, "edges": edges, "parts": parts,
                 "pad_edges": [a.pad_edges, a.pad_db if np.isfinite(a.pad_db) else "zeros"] if pad_label else None,
                 "pad_side": a.pad_side if pad_label else None,
                 "split_single": a.split_single, "max_nontarget": a.max_nontarget,
@@ -720,14 +766,16 @@ def build_cohort(model, rows: Sequence[dict], per_speaker: int = 4, max_seconds:
 
 def dev_calibration(items, trials, emb: np.ndarray, emb_crop: Optional[np.ndarray], norm: ScoreNorm,
                     crop_seconds: float, n_boot: int, old: Optional[dict] = None,
-                    speech: Optional[np.ndarray] = None) -> dict:
+                    speech: Optional[np.ndarray] = None, parts=None) -> dict:
     """``meta["calibration"]`` and ``meta["dev_eer"]`` of a checkpoint from its dev embeddings: the AS-norm threshold
     at the pooled EER point, score samples for the app's plot (with ``speech``, each dev clip's seconds of words,
     the long pairs' too), and per-corpus EERs (AS-norm and cosine, whole clips and the first ``crop_seconds``)
-    with speaker-bootstrap intervals. Prints both tables."""
+    with speaker-bootstrap intervals. Prints both tables. ``parts`` (``embed_parts``): the pairs are scored in
+    parts, as the checkpoint will score them; the first-``crop_seconds`` tables and the voiceprint trials (Identify
+    compares whole clips) are not."""
     res = {}
     for name, nm in (("as-norm", norm), ("cosine", None)):
-        r, sc = evaluate_embeddings(emb, trials, norm=nm)
+        r, sc = evaluate_embeddings(emb, trials, norm=nm, parts=parts)
         res[name] = (r, sc)
         if emb_crop is not None:
             res[name + "_crop"] = evaluate_embeddings(emb_crop, trials, norm=nm)

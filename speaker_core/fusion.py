@@ -30,7 +30,7 @@ import torch
 from .api import Recognizer, load_model
 from .audio import speech_seconds
 from .checkpoint import FUSION_FORMAT, CheckpointError, model_from_payload, read_payload
-from .scoring import ScoreNorm, score_norm_of, threshold_of
+from .scoring import ScoreNorm, parts_of, score_norm_of, threshold_of
 
 
 def file_sha256(path) -> str:
@@ -54,6 +54,7 @@ class FusedRecognizer(Recognizer):
         try:
             threshold_of(self._meta)
             self.norm = score_norm_of(self._meta, self.emb_dim)
+            self.parts = parts_of(self._meta)
         except ValueError as e:
             raise CheckpointError(f"{name}: {e}") from None
 
@@ -139,12 +140,15 @@ def main_fuse(argv=None) -> int:
     ap.add_argument("--dev", required=True, help="dev manifest: calibration trials")
     ap.add_argument("--top-k", type=int, default=200)
     ap.add_argument("--crop-eval", type=float, default=2.0)
+    ap.add_argument("--parts", type=float, default=0.0, metavar="SEC",
+                    help="score long clips in parts of their words of about SEC seconds (audio.word_parts; "
+                         "checkpoints/HISTORY.md, rule 45), here and wherever the fusion is used; 0: whole clips")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from .evaluate import SR, dev_calibration, items_from_manifest, items_with_trials
+    from .evaluate import SR, dev_calibration, embed_parts, items_from_manifest, items_with_trials
 
     out = Path(a.out)
     specs, members, cohorts, sources = [], [], [], set()
@@ -168,6 +172,9 @@ def main_fuse(argv=None) -> int:
         print(f"error: the members' cohorts differ ({sorted(map(str, sources))}); calibrate them on one manifest",
               file=sys.stderr)
         return 2
+    if a.parts and not 0.5 <= a.parts <= 30:
+        print(f"error: --parts wants 0.5-30 seconds (or 0), got {a.parts:g}", file=sys.stderr)
+        return 2
     if len(members) < 2 or abs(sum(w for _, w in members) - 1.0) > 1e-6:
         print("error: give two or more members whose weights add up to 1", file=sys.stderr)
         return 2
@@ -178,15 +185,19 @@ def main_fuse(argv=None) -> int:
         items, waves, trials = items_with_trials(items_from_manifest(a.dev))
         emb = fused.embed_waves(waves)
         emb2 = fused.embed_waves([w[:int(a.crop_eval * SR)] for w in waves]) if a.crop_eval else None
+        parts = embed_parts(fused, waves, a.parts, emb=emb) if a.parts else None
     meta = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
             "fusion": ", ".join(f"{s['weight']:g} x {s['file']}" for s in specs),
             "score_norm": {**norm.to_meta(), "cohort_speakers": next(iter(sources))[0],
                            "cohort_source": "the members' cohorts, concatenated with the fusion weights"}}
+    if a.parts:
+        meta["scoring"] = {"parts": float(a.parts)}
     meta.update(dev_calibration(items, trials, emb, emb2, norm, a.crop_eval, a.bootstrap,
-                                speech=np.array([speech_seconds(w) for w in waves])))
+                                speech=np.array([speech_seconds(w) for w in waves]), parts=parts))
     tmp = out.with_suffix(out.suffix + ".tmp")
     torch.save({"format": FUSION_FORMAT, "members": specs, "meta": meta}, tmp)
     os.replace(tmp, out)
-    print(f"wrote {out}: {meta['fusion']}; threshold {meta['calibration']['threshold']:.3f}; dev EER mean "
+    how = f"; scored in {a.parts:g} s parts" if a.parts else ""
+    print(f"wrote {out}: {meta['fusion']}{how}; threshold {meta['calibration']['threshold']:.3f}; dev EER mean "
           f"{meta['dev_eer']['mean_over_corpora']:.2f}%, pooled {meta['dev_eer']['pooled']:.2f}% in {time.time() - t0:.0f}s")
     return 0

@@ -94,6 +94,20 @@ class ScoreNorm:
     def pair(self, a, b) -> float:
         return float(self.pairs(a, b)[0])
 
+    def mean_pair(self, a, b) -> float:
+        """Clip A's parts (ka, D) against clip B's (kb, D): the mean normalised score over the ka x kb part pairs
+        (``parts_of``). One part each is ``pair``.
+
+        >>> rng = np.random.default_rng(0)
+        >>> norm, a, b = ScoreNorm(rng.standard_normal((50, 8))), rng.standard_normal((3, 8)), rng.standard_normal((2, 8))
+        >>> bool(np.isclose(norm.mean_pair(a, b), np.mean([norm.pair(x, y) for x in a for y in b])))
+        True
+        """
+        a, b = np.atleast_2d(a), np.atleast_2d(b)
+        (ma, sa), (mb, sb) = self.stats(a), self.stats(b)
+        raw = l2_normalize(a) @ l2_normalize(b).T                                   # (ka, kb)
+        return float(self.normalize(raw, (ma[:, None], sa[:, None]), (mb[None], sb[None])).mean())
+
     def against(self, query, prints) -> np.ndarray:
         """One query (D,) against N voiceprints (N, D) -> (N,) normalised scores."""
         prints = np.atleast_2d(prints)
@@ -153,10 +167,32 @@ def score_norm_of(meta: dict, dim: int) -> "ScoreNorm | None":
     return norm
 
 
-# A pair is "long" when both clips hold at least this many seconds of words (audio.speech_seconds). Long
-# recordings score higher for every pair, the same speaker or not, so the pooled calibration trials (mostly 1-2 s
-# commands) say too little about them: calibration also keeps the long pairs' own scores (checkpoints/README.md,
-# "Long recordings").
+def parts_of(meta: dict) -> float | None:
+    """Seconds per part when the checkpoint scores long clips in parts of their words (``meta["scoring"] =
+    {"parts": 2.0}``, written by ``fuse --parts``; ``audio.word_parts``), else None: one embedding per clip.
+    ValueError when the setting is malformed.
+
+    Why (rule 45, checkpoints/HISTORY.md "Session 32"): the threshold is calibrated where most dev pairs are, 1-3 s
+    of words, and a long clip's single embedding puts its pairs on another scale (the fusion accepted 21.8 % of the
+    different-speaker dev pairs with >= 6 s of words on both sides). The mean over 2 s part pairs stays on the
+    threshold's scale and spreads less: 5.6 % there, with every pair of shorter clips scored as before.
+
+    >>> parts_of({}), parts_of({"scoring": {"parts": 2}})
+    (None, 2.0)
+    """
+    d = meta.get("scoring")
+    if d is None:
+        return None
+    p = d.get("parts") if isinstance(d, dict) else None
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.5 <= p <= 30:
+        raise ValueError(f"malformed scoring setting ({str(d)[:60]!r}; expected {{'parts': 0.5-30 seconds}}).")
+    return float(p)
+
+
+# A pair is "long" when both clips hold at least this many seconds of words (audio.speech_seconds). A long clip's one
+# embedding scores higher for every pair, the same speaker or not (scoring in parts, ``parts_of``, undoes most of
+# that), and the pooled calibration trials (mostly 1-2 s commands) say little about such pairs: calibration also
+# keeps the long pairs' own scores (checkpoints/README.md, "Long recordings").
 LONG_PAIR_SECONDS = 3.0
 
 

@@ -59,8 +59,8 @@ def _reading(d: dict, tgt, non, score: float, threshold: float) -> tuple[float, 
 def _long_pairs_html(long: dict, tgt, non, score: float, threshold: float) -> str:
     """For a long pair: its score read against the dev pairs as long as it, and what the threshold does to them."""
     below_t, above_n, fa, fr, n_t, n_n = _reading(long, tgt, non, score, threshold)
-    return (f"<p class='explain long-pair'>Both clips hold at least {_long_seconds(long):g} s of speech, and long "
-            "recordings score higher for every pair. Among held-out calibration pairs this long "
+    return (f"<p class='explain long-pair'>Both clips hold at least {_long_seconds(long):g} s of speech, and the "
+            "threshold was calibrated mostly on shorter pairs. Among held-out calibration pairs this long "
             f"({n_t:,} same-speaker"
             + (f" from {long['target_speakers']} people" if isinstance(long.get("target_speakers"), int) else "")
             + f", {n_n:,} "
@@ -390,8 +390,7 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
     if isinstance(by, list) and by and cal.get("threshold") is not None:
         pct = lambda v: f"{float(v):.1f} %" if isinstance(v, (int, float)) else "–"
         lines += ["", "**Errors at the calibrated threshold by length of speech** (the shorter clip of each dev "
-                      "pair; long recordings score higher for every pair, so the one threshold accepts more "
-                      "different speakers among them)", "",
+                      "pair: how the one threshold, calibrated mostly on 1-3 s pairs, fares at each length)", "",
                   "| speech in the shorter clip | false accepts | different-speaker pairs | false rejects | "
                   "same-speaker pairs |", "|---|---|---|---|---|"]
         count = lambda v: f"{v:,}" if isinstance(v, int) else _fmt(v if v is not None else "")

@@ -113,7 +113,7 @@ def test_naming_another_model_uses_its_own_threshold(client, server):
     folder = Path(os.environ.get("SPEAKER_TEST_CHECKPOINTS") or ROOT / "checkpoints")   # as make_checkpoint_dir
     expected = load_model(folder / f"{others[0]}.pt", device="cpu").threshold
     assert r["model"] == others[0] and d["model"] == DEFAULT
-    assert r["threshold"] == round(expected, 4) != d["threshold"]
+    assert r["threshold"] == round(expected, 3) != d["threshold"]   # the calibrated one, as its slider shows it
     assert r["same_speaker"] == (r["score"] >= r["threshold"])
 
 

@@ -311,3 +311,22 @@ def test_swap_edges_keeps_the_words_and_takes_silence_from_another_speaker_of_th
         assert np.max(np.abs(np.correlate(out[i], word[:4000], "valid"))) > 0.99 * np.dot(word[:4000], word[:4000])
     assert out[2][:2000].std() < 2e-3                                      # y gets one of x's silences
     assert all(out[i] is waves[i] for i in (3, 4))                         # set b has one speaker: no donor
+
+
+def test_trials_scored_in_parts():
+    """score_trials with parts (embed_parts): a pair scores the mean over its part pairs; one part each is the
+    plain score."""
+    from speaker_core.evaluate import score_trials
+    from speaker_core.scoring import ScoreNorm
+    rng = np.random.default_rng(0)
+    emb, norm = rng.standard_normal((3, 8)), ScoreNorm(rng.standard_normal((20, 8)), top_k=5)
+    trials = [(0, 1, 1), (0, 2, 0), (1, 2, 0)]
+    one = (emb, np.arange(3))
+    for nm in (norm, None):
+        assert all(np.allclose(x, y) for x, y in zip(score_trials(emb, trials, nm, parts=one),
+                                                     score_trials(emb, trials, nm)))
+    pe = np.concatenate([emb[:1], rng.standard_normal((2, 8)), emb[2:]])     # clip 1 in two parts
+    t, n = score_trials(emb, trials, norm, parts=(pe, np.array([0, 1, 1, 2])))
+    assert np.isclose(t[0], np.mean([norm.pair(emb[0], pe[1]), norm.pair(emb[0], pe[2])]))
+    assert np.isclose(n[0], norm.pair(emb[0], emb[2]))
+    assert np.isclose(n[1], norm.mean_pair(pe[1:3], emb[2:]))

@@ -67,6 +67,49 @@ def test_fusion_evaluates_from_the_command_line(fused):
     assert r["scale"] == "as-norm" and abs(r["pooled"]["eer"] - stored["pooled"]) < 1e-6
 
 
+def test_a_fusion_that_scores_in_parts(fused, tone):
+    """fuse --parts (rule 45): a pair scores the mean over the pairs of its clips' word parts, in the library, in
+    evaluate and in the stored calibration alike; a pair of one-part clips scores as before."""
+    from speaker_core.audio import word_parts
+    tmp, ck = fused
+    dev = ["--dev", str(tmp / "dev.jsonl"), "--top-k", "1", "--crop-eval", "0.5", "--bootstrap", "10"]
+    members = [f"{ck / 'a.pt'}:0.7", f"{ck / 'b.pt'}:0.3"]
+    assert main_fuse([str(ck / "abp.pt"), *members, *dev, "--parts", "0.5"]) == 0
+    assert main_fuse([str(ck / "bad.pt"), *members, *dev, "--parts", "0.2"]) == 2 and not (ck / "bad.pt").exists()
+    f, whole = sc.load_model(ck / "abp.pt", device="cpu"), sc.load_model(ck / "ab.pt", device="cpu")
+    assert f.parts == 0.5 and f.meta["scoring"] == {"parts": 0.5} and whole.parts is None
+    rng = np.random.default_rng(1)
+    gap = np.zeros(4000, np.float32)
+    x = np.concatenate([gap, np.resize(tone, 40000) + rng.normal(0, 0.01, 40000).astype(np.float32), gap])
+    y = np.concatenate([gap, np.resize(tone[::-1], 24000), gap])
+    px, py = word_parts(x, 0.5), word_parts(y, 0.5)
+    assert len(px) >= 4 and len(py) >= 2
+    want = np.mean([f.norm.pair(f.embed(p), f.embed(q)) for p in px for q in py])
+    assert abs(f.score((x, 16000), (y, 16000)) - want) < 1e-4
+    assert abs(f.score((x, 16000), (y, 16000)) - whole.score((x, 16000), (y, 16000))) > 1e-3
+    short = np.resize(tone, 12000)        # 0.75 s of words: one part
+    assert len(word_parts(short, 0.5)) == 1
+    assert abs(f.score((short, 16000), (x[:14000], 16000)) - whole.score((short, 16000), (x[:14000], 16000))) < 1e-6
+    # evaluate scores in parts as the stored calibration did; --whole gives the whole-clip fusion's EER
+    out = str(tmp / "rp")
+    assert main_evaluate([str(ck / "abp.pt"), str(tmp / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
+    r = json.load(open(out + ".json"))
+    assert r["parts"] == 0.5 and abs(r["pooled"]["eer"] - f.meta["dev_eer"]["pooled"]) < 1e-6
+    assert main_evaluate([str(ck / "abp.pt"), str(tmp / "dev.jsonl"), "--out", out, "--whole"]) == 0
+    r = json.load(open(out + ".json"))
+    assert r["parts"] is None and abs(r["pooled"]["eer"] - whole.meta["dev_eer"]["pooled"]) < 1e-6
+    # a malformed setting is refused at load
+    payload = torch.load(ck / "abp.pt", weights_only=True)
+    payload["meta"]["scoring"] = {"parts": "2"}
+    torch.save(payload, ck / "abx.pt")
+    try:
+        with pytest.raises(sc.CheckpointError, match="malformed scoring setting"):
+            sc.load_model(ck / "abx.pt")
+    finally:   # the folder is shared with the other tests of this module (the app lists it)
+        for name in ("abx.pt", "abp.pt"):
+            (ck / name).unlink()
+
+
 def test_a_fusion_is_refused_when_a_member_changed_or_is_missing(fused, tmp_path):
     import shutil
     _, ck = fused
@@ -123,7 +166,7 @@ def test_the_app_serves_a_fusion(fused):
     s = Studio(Settings(checkpoint_dir=ck, gallery_path=":memory:"))
     assert "ab" in s.model_choices()
     r = s.verify(ex("so0049_a.wav"), ex("so0049_b.wav"), "ab", None)[0]
-    assert r["model"] == "ab" and r["scale"] == "as-norm" and r["threshold"] == round(s.models.threshold("ab"), 4)
+    assert r["model"] == "ab" and r["scale"] == "as-norm" and r["threshold"] == round(s.models.threshold("ab"), 3)
     assert "score fusion: 0.7 × a + 0.3 × b" in s.model_card("ab")
     ids = {s.models.model_id(n) for n in ("a", "b", "ab")}
     assert len(ids) == 3
@@ -155,6 +198,7 @@ def test_the_shipped_default_is_the_fusion_of_the_shipped_files():
     assert model.emb_dim == 192 + 256 and model.scale == "as-norm"
     assert model.threshold == model.meta["calibration"]["threshold"]
     assert model.meta["score_norm"]["cohort"].shape[1] == model.emb_dim
+    assert model.parts == 2.0   # long clips scored in 2 s parts of their words (rule 45)
 
 
 def test_a_default_fusion_that_no_longer_loads_gives_way(fused, tmp_path, caplog):

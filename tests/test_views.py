@@ -16,7 +16,7 @@ def test_decision_html_escapes_labels_and_explains_from_calibration():
 
 
 def test_a_long_pair_is_read_against_the_long_calibration_pairs():
-    """Long recordings score higher for every pair: a pair whose clips both hold >= 3 s of speech is explained
+    """The threshold is calibrated mostly on short pairs: a pair whose clips both hold >= 3 s of speech is explained
     with the long calibration pairs' scores, and told what the threshold does to them."""
     cal = {"target_scores": [0.0, 1.0, 2.0, 3.0], "nontarget_scores": [-1.0, 0.0, 0.5, 1.0],
            "long_pairs": {"min_speech_s": 3.0, "n_target": 4, "n_nontarget": 5,

@@ -339,24 +339,26 @@ def load_item_waves(items: Sequence[dict], loader: Optional[Callable[[str], np.n
 # scoring
 # --------------------------------------------------------------------------------------------
 def score_trials(emb: np.ndarray, trials: Sequence[Tuple[int, int, int]], norm: Optional[ScoreNorm] = None,
-                 stats=None, emb_b: Optional[np.ndarray] = None, stats_b=None, parts=None
+                 stats=None, emb_b: Optional[np.ndarray] = None, stats_b=None, parts=None, parts_b=None
                  ) -> Tuple[np.ndarray, np.ndarray]:
     """(target, non-target) scores: cosine, or AS-norm with ``norm`` (``stats`` = norm.stats(emb), reused).
     With ``emb_b`` the second clip of each trial comes from it (another condition of the same clips). With
     ``parts = (part embeddings (P, D), owner (P,))`` (``embed_parts``) a pair scores the mean over its part pairs,
-    as ``Recognizer.score`` does for a checkpoint that scores in parts."""
+    as ``Recognizer.score`` does for a checkpoint that scores in parts (``parts_b``: the second clips' parts, in
+    ``emb_b``'s condition)."""
     if parts is not None and trials:
-        pe, owner = parts
-        rows = {int(i): np.flatnonzero(owner == i) for i in np.unique(owner)}
-        pu = l2_normalize(pe)
-        pmu, psd = norm.stats(pe) if norm is not None else (None, None)
+        def side(p):
+            pe, owner = p
+            pmu, psd = norm.stats(pe) if norm is not None else (None, None)
+            return l2_normalize(pe), pmu, psd, {int(i): np.flatnonzero(owner == i) for i in np.unique(owner)}
+        (pu, pmu, psd, rows), (qu, qmu, qsd, rows_b) = side(parts), side(parts_b if parts_b is not None else parts)
         t = np.asarray(trials, dtype=np.int64)
         s = np.empty(len(t))
         for n, (i, j, _) in enumerate(t):
-            a, b = rows[int(i)], rows[int(j)]
-            raw = pu[a] @ pu[b].T                                                   # (ka, kb)
+            a, b = rows[int(i)], rows_b[int(j)]
+            raw = pu[a] @ qu[b].T                                                   # (ka, kb)
             if norm is not None:
-                raw = norm.normalize(raw, (pmu[a][:, None], psd[a][:, None]), (pmu[b][None], psd[b][None]))
+                raw = norm.normalize(raw, (pmu[a][:, None], psd[a][:, None]), (qmu[b][None], qsd[b][None]))
             s[n] = raw.mean()
         return s[t[:, 2] == 1], s[t[:, 2] == 0]
     e = l2_normalize(emb)
@@ -374,18 +376,18 @@ def score_trials(emb: np.ndarray, trials: Sequence[Tuple[int, int, int]], norm: 
 
 def evaluate_embeddings(emb: np.ndarray, trials_by_set: Dict[str, Sequence[Tuple[int, int, int]]],
                         p_target: float = 0.01, norm: Optional[ScoreNorm] = None, emb_b: Optional[np.ndarray] = None,
-                        parts=None) -> Tuple[dict, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+                        parts=None, parts_b=None) -> Tuple[dict, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
     """Per-set and pooled metrics. Returns (results, scores) where scores[set] = (target, nontarget).
-    ``emb_b``, ``parts``: see ``score_trials`` (not both)."""
-    if parts is not None and emb_b is not None:
-        raise ValueError("scoring in parts with a second condition (emb_b) is not supported")
+    ``emb_b``, ``parts``, ``parts_b``: see ``score_trials``."""
+    if parts is not None and emb_b is not None and parts_b is None:
+        raise ValueError("scoring in parts with a second condition (emb_b) needs its parts (parts_b)")
     res: dict = {"sets": {}, "scale": "as-norm" if norm is not None else "cosine"}
     scores = {}
     all_t, all_n = [], []
     stats = norm.stats(emb) if norm is not None and len(emb) else None
     stats_b = norm.stats(emb_b) if norm is not None and emb_b is not None and len(emb_b) else None
     for s, tr in trials_by_set.items():
-        t, n = score_trials(emb, tr, norm, stats, emb_b, stats_b, parts)
+        t, n = score_trials(emb, tr, norm, stats, emb_b, stats_b, parts, parts_b)
         scores[s] = (t, n)
         all_t.append(t)
         all_n.append(n)
@@ -677,13 +679,12 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         padded = pad_edges(waves, a.pad_edges, a.pad_db, a.seed)
         pad_label = f"{a.pad_db:g}dB" if np.isfinite(a.pad_db) else "zeros"
         pad_label += "_second" if a.pad_side == "second" else ""
-    if a.pad_edges and a.pad_side == "second" and parts:
-        print("--pad-side second cannot score in parts: add --whole", file=sys.stderr)
-        return 2
     if a.pad_edges and a.pad_side == "second":
-        emb, emb_b = (embed_waves(model, w, batch_size=a.batch_size, device=device, progress=True, window=window,
-                                  edges=edges) for w in (waves, padded))
-        res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=emb_b)
+        kw = dict(batch_size=a.batch_size, device=device, progress=True, window=window, edges=edges)
+        emb, emb_b = (embed_waves(model, w, **kw) for w in (waves, padded))
+        pa, pb = ((embed_parts(model, w, parts, emb=e, **kw) for w, e in ((waves, emb), (padded, emb_b)))
+                  if parts else (None, None))
+        res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=emb_b, parts=pa, parts_b=pb)
         res["n_utterances"] = len(items)
     else:
         res, scores, _ = evaluate(model, items, trials, waves=padded if a.pad_edges else waves,

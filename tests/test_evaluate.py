@@ -330,3 +330,8 @@ def test_trials_scored_in_parts():
     assert np.isclose(t[0], np.mean([norm.pair(emb[0], pe[1]), norm.pair(emb[0], pe[2])]))
     assert np.isclose(n[0], norm.pair(emb[0], emb[2]))
     assert np.isclose(n[1], norm.mean_pair(pe[1:3], emb[2:]))
+    # the second clip of each trial in another condition, with its own parts
+    pe_b = pe + 0.1
+    t2, n2 = score_trials(emb, trials, norm, emb_b=emb + 0.1, parts=(pe, np.array([0, 1, 1, 2])),
+                          parts_b=(pe_b, np.array([0, 1, 1, 2])))
+    assert np.isclose(t2[0], np.mean([norm.pair(emb[0], pe_b[1]), norm.pair(emb[0], pe_b[2])]))

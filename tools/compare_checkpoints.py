@@ -26,18 +26,15 @@ from speaker_core.scoring import bootstrap_eer, parts_of, score_norm_of  # noqa:
 
 def replicates(path, waves, trials, speakers, n_boot, seed, waves_b=None):
     """``waves_b``: the second clip of each trial comes from these (one side padded), the first from ``waves``.
-    A checkpoint that scores long clips in parts (``scoring.parts_of``) is scored that way, except with
-    ``waves_b``, where it is scored on whole clips (said on stderr)."""
+    A checkpoint that scores long clips in parts (``scoring.parts_of``) is scored that way."""
     model = load_for_evaluation(path)
     norm = score_norm_of(model.meta, model.emb_dim)
     kw = dict(window=window_of(model.meta), edges=edges_of(model.meta))
     emb, emb_b = (embed_waves(model, w, **kw) if w is not None else None for w in (waves, waves_b))
     parts = parts_of(model.meta)
-    if parts and waves_b is not None:
-        print(f"note: {Path(path).name} scores in parts, but not with one side padded: whole clips here",
-              file=sys.stderr)
-    pe = embed_parts(model, waves, parts, emb=emb, **kw) if parts and waves_b is None else None
-    res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=emb_b, parts=pe)
+    pe, pe_b = ((embed_parts(model, w, parts, emb=e, **kw) if w is not None else None
+                 for w, e in ((waves, emb), (waves_b, emb_b))) if parts else (None, None))
+    res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=emb_b, parts=pe, parts_b=pe_b)
     sets = [s for s in trials if res["sets"][s]["eer"] is not None]   # both trial kinds; all count in pooled
     reps = {s: bootstrap_eer(*scores[s], *speakers[s], n_boot=n_boot, seed=seed) for s in sets}
     reps["mean"] = np.mean([reps[s] for s in sets], axis=0)

@@ -836,11 +836,18 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
                     help="silence around the words: 'canonical' gives every clip the same (audio.canonical_edges, "
                          "edges found by audio.word_frames) before embedding, here and wherever the checkpoint is "
                          "used; 'none' embeds clips as they are; default: what the checkpoint already does")
+    ap.add_argument("--parts", type=float, default=None, metavar="SEC",
+                    help="score clips with at least 2 x SEC seconds of words in parts of about SEC seconds "
+                         "(audio.word_parts), here and wherever the checkpoint is used; 0: whole clips; default: "
+                         "what the checkpoint already does")
     ap.add_argument("--bootstrap", type=int, default=1000, help="replicates for the stored 95%% intervals")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.parts is not None and a.parts != 0 and not 0.5 <= a.parts <= 30:
+        print(f"error: --parts wants 0.5-30 seconds (or 0), got {a.parts:g}", file=sys.stderr)
+        return 2
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import read_manifest
     model = load_checkpoint(a.checkpoint).eval()
@@ -863,6 +870,11 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
         win = float(max(crops))
     window = (win, win / 2.0) if win and win > 0 else None
     edges = {"checkpoint": edges_of(model.meta), "canonical": dict(CANONICAL_EDGES), "none": None}[a.edges]
+    try:
+        parts = parts_of(model.meta) if a.parts is None else (a.parts or None)
+    except ValueError as e:
+        print(f"error: {a.checkpoint}: {e}", file=sys.stderr)
+        return 2
     t0 = time.time()
     with torch.no_grad():
         cohort, speakers = build_cohort(model, train_rows, per_speaker=a.per_speaker, window=window, edges=edges,
@@ -872,9 +884,13 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
         emb = embed_waves(model, waves, window=window, edges=edges)
         emb2 = (embed_waves(model, [w[:int(a.crop_eval * SR)] for w in waves], window=window, edges=edges)
                 if a.crop_eval else None)
+        pe = embed_parts(model, waves, parts, emb=emb, window=window, edges=edges) if parts else None
     meta = dict(model.meta)
     meta.pop("embedding", None)
     meta.pop("edges", None)
+    meta.pop("scoring", None)
+    if parts:
+        meta["scoring"] = {"parts": float(parts)}
     if window:
         meta["embedding"] = {"window": window[0], "hop": window[1]}
     if edges:
@@ -884,11 +900,11 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
                           + ("" if speeds == [1.0] else
                              f"; speeds {', '.join(f'{x:g}' for x in speeds)} (other than 1: virtual speakers)")}
     meta.update(dev_calibration(items, trials, emb, emb2, norm, a.crop_eval, a.bootstrap, meta.get("dev_eer"),
-                                speech=np.array([speech_seconds(w) for w in waves])))
+                                speech=np.array([speech_seconds(w) for w in waves]), parts=pe))
     out = a.out or a.checkpoint
     save_checkpoint(out, model, meta=meta, half=True, drop_head=True)
     print(f"wrote {out}: " + (f"{window[0]:g} s windows, hop {window[1]:g} s; " if window else "whole clips; ") +
-          ("canonical edges; " if edges else "") +
+          ("canonical edges; " if edges else "") + (f"scored in {parts:g} s parts; " if parts else "") +
           f"AS-norm top {norm.top_k} of {len(speakers)} training speakers; threshold "
           f"{meta['calibration']['threshold']:.3f}; dev EER mean {meta['dev_eer']['mean_over_corpora']:.2f}% "
           f"(cosine {meta['dev_eer']['cosine']['mean_over_corpora']:.2f}%), pooled {meta['dev_eer']['pooled']:.2f}% "

@@ -207,6 +207,15 @@ def test_calibrate_adds_cohort_and_rescales(tmp_path):
     assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
     assert json.load(open(out + ".json"))["edges"] == {"keep": 0.2, "pad": 1.5, "db": -50.0, "detector": "words"}
     assert main_calibrate([ck, *base, "--edges", "none"]) == 0 and load_model(ck).edges is None
+    # scoring in parts (rule 46): stored, kept by a plain re-calibration, used by evaluate; 0 turns it off
+    assert main_calibrate([ck, *base, "--parts", "0.2"]) == 2
+    assert main_calibrate([ck, *base, "--parts", "0.5"]) == 0 and load_model(ck).parts == 0.5
+    assert main_calibrate([ck, *base]) == 0 and load_model(ck).meta["scoring"] == {"parts": 0.5}
+    assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
+    r = json.load(open(out + ".json"))
+    assert r["parts"] == 0.5 and abs(r["pooled"]["eer"] - load_model(ck).meta["dev_eer"]["pooled"]) < 1e-6
+    assert main_calibrate([ck, *base, "--parts", "0"]) == 0 and load_model(ck).parts is None
+    assert "scoring" not in load_model(ck).meta
 
 
 def test_cohort_speeds_add_virtual_speakers(tmp_path):

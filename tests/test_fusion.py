@@ -199,6 +199,8 @@ def test_the_shipped_default_is_the_fusion_of_the_shipped_files():
     assert model.threshold == model.meta["calibration"]["threshold"]
     assert model.meta["score_norm"]["cohort"].shape[1] == model.emb_dim
     assert model.parts == 2.0   # long clips scored in 2 s parts of their words (rule 45)
+    # alone, ecapa-small scores in parts too (rule 46); speakernet-m failed that rule and embeds whole clips
+    assert [m.parts for m, _ in model.members] == [2.0, None]
 
 
 def test_a_default_fusion_that_no_longer_loads_gives_way(fused, tmp_path, caplog):

@@ -117,7 +117,7 @@ room apart, which helps two clips from one sitting and not two from different da
 are from one sitting per speaker, so the model card reports both.
 
 **Long recordings.** One embedding of a long clip scores higher for every pair, the same speaker or
-not, while the threshold was calibrated mostly on 1-3 s clips. So the default fusion scores a clip
+not, while the threshold was calibrated mostly on 1-3 s clips. So the default (and ECAPA-small alone) scores a clip
 whose words last 4 s or more in parts of about 2 s, and a pair gets the mean score over all pairs of
 parts. On held-out pairs whose clips both hold 3 s of speech or more, it accepted 5.1 % of the
 different-speaker pairs (13.4 % before it scored in parts) and rejected 4 of the 76 same-speaker

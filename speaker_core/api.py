@@ -17,7 +17,7 @@ from .audio import (DETECTORS, MAX_SECONDS, SAMPLE_RATE, Clip, canonical_edges, 
                     word_parts)
 from .checkpoint import FUSION_FORMAT, CheckpointError, load_checkpoint, model_from_payload, read_payload
 from .model import SpeakerModel, config_to_dict
-from .scoring import ScoreNorm, cosine, parts_of, score_norm_of, threshold_of
+from .scoring import ScoreNorm, cosine, l2_normalize, parts_of, score_norm_of, threshold_of
 
 CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
 # The score fusion of both shipped models (0.7 x ecapa-small + 0.3 x speakernet-m, fusion.py): on the dev split its
@@ -255,8 +255,7 @@ class Recognizer:
         """Score two clips given as their parts' embeddings (ka, D) and (kb, D): the mean over the part pairs."""
         if self.norm is not None:
             return self.norm.mean_pair(pa, pb)
-        return float(np.clip(cosine(*np.broadcast_arrays(np.atleast_2d(pa)[:, None], np.atleast_2d(pb)[None])),
-                             -1.0, 1.0).mean())
+        return float(np.clip(l2_normalize(np.atleast_2d(pa)) @ l2_normalize(np.atleast_2d(pb)).T, -1.0, 1.0).mean())
 
     def embed_parts(self, item) -> np.ndarray:
         """(k, D) unit embeddings of a clip's parts (``audio.word_parts``) when the checkpoint scores in parts

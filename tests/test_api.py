@@ -246,6 +246,30 @@ def test_as_norm_checkpoint_scores_on_its_scale(tmp_path, clips):
     assert mc.scale == "cosine" and abs(mc.compare(ea, eb) - float(np.dot(ea, eb))) < 1e-5
 
 
+@pytest.mark.parametrize("scale", ["as-norm", "cosine"])
+def test_scoring_in_parts_on_either_scale(tmp_path, tone, scale):
+    """A checkpoint with meta["scoring"] scores a pair as the mean over its word parts' pairs, on its own scale;
+    embeddings, and pairs of clips too short to cut, are as without it."""
+    from speaker_core.audio import word_parts
+    _as_norm_checkpoint(tmp_path / "w.pt", scale=scale)
+    payload = torch.load(tmp_path / "w.pt", weights_only=True)
+    payload["meta"]["scoring"] = {"parts": 1.0}
+    torch.save(payload, tmp_path / "p.pt")
+    whole, m = sc.load_model(tmp_path / "w.pt", device="cpu"), sc.load_model(tmp_path / "p.pt", device="cpu")
+    assert m.parts == 1.0 and whole.parts is None and m.scale == whole.scale == scale
+    gap = np.zeros(4000, np.float32)
+    x = np.concatenate([gap, np.resize(tone, 56000), gap])              # 3.5 s of tone: 3 parts
+    y = np.concatenate([gap, np.resize(tone[::-1], 36000), gap])        # 2.25 s: 2 parts
+    px, py = word_parts(x, 1.0), word_parts(y, 1.0)
+    assert (len(px), len(py)) == (3, 2)
+    want = np.mean([m.compare(m.embed(p), m.embed(q)) for p in px for q in py])
+    assert abs(m.score((x, 16000), (y, 16000)) - want) < 1e-5
+    assert np.allclose(m.embed(x), whole.embed(x))
+    short = np.resize(tone, 24000)                                       # 1.5 s: one part
+    assert abs(m.score((short, 16000), (short[::-1].copy(), 16000))
+               - whole.score((short, 16000), (short[::-1].copy(), 16000))) < 1e-6
+
+
 def test_malformed_cohort_is_a_clear_checkpoint_error(tmp_path):
     _as_norm_checkpoint(tmp_path / "bad.pt", cohort_dim=7)
     with pytest.raises(sc.CheckpointError, match="cohort"):

@@ -149,6 +149,14 @@ def test_model_card_says_how_silence_is_handled(tmp_path):
     assert "each edge cut to 0.2 s (edges found by the word detector), then the same 1.5 s" in card
 
 
+def test_model_card_says_when_long_clips_are_scored_in_parts(tmp_path):
+    _save(tmp_path / "plain.pt")
+    _save(tmp_path / "parts.pt", {"scoring": {"parts": 2.0}})
+    assert "| long clips |" not in views.model_card_markdown(api.load_model(tmp_path / "plain.pt"), "p@x")
+    card = views.model_card_markdown(api.load_model(tmp_path / "parts.pt"), "s@x")
+    assert "| long clips | a clip with 4 s of words or more is scored in parts of about 2 s" in card
+
+
 def test_model_card_shows_the_threshold_errors_by_length_of_speech(tmp_path):
     by = [{"seconds": "0-1.5", "n_target": 10, "n_nontarget": 23608, "false_reject_pct": 12.5, "false_accept_pct": 10.0},
           {"seconds": ">=6", "n_target": 0, "n_nontarget": 7, "false_reject_pct": None, "false_accept_pct": 42.86},

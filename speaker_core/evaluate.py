@@ -245,8 +245,8 @@ def embed_parts(model, waves: Sequence[np.ndarray], seconds: float, emb: Optiona
     and the clip each row belongs to, ``(P,)``. ``emb``: the clips' own embeddings, reused for one-part clips (the
     same audio through the same path). ``kw`` goes to ``embed_waves``."""
     cut = [word_parts(np.asarray(w, dtype=np.float32), seconds) for w in waves]
-    flat = [(i, x) for i, c in enumerate(cut) for x in c if emb is None or len(c) > 1]
-    new = embed_waves(model, [x for _, x in flat], **kw) if flat else None
+    flat = [x for c in cut if emb is None or len(c) > 1 for x in c]
+    new = embed_waves(model, flat, **kw) if flat else None
     rows, owner, k = [], [], 0
     for i, c in enumerate(cut):
         if emb is not None and len(c) == 1:

@@ -17,7 +17,7 @@ from .audio import (DETECTORS, MAX_SECONDS, SAMPLE_RATE, Clip, canonical_edges, 
                     word_parts)
 from .checkpoint import FUSION_FORMAT, CheckpointError, load_checkpoint, model_from_payload, read_payload
 from .model import SpeakerModel, config_to_dict
-from .scoring import ScoreNorm, cosine, l2_normalize, parts_of, score_norm_of, threshold_of
+from .scoring import ScoreNorm, cosine, l2_normalize, part_cut_of, parts_of, score_norm_of, threshold_of
 
 CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
 # The score fusion of both shipped models (0.7 x ecapa-small + 0.3 x speakernet-m, fusion.py): on the dev split its
@@ -129,6 +129,7 @@ class Recognizer:
             self.window = window_of(self.meta)
             self.edges = edges_of(self.meta)
             self.parts = parts_of(self.meta)
+            self.part_cut = part_cut_of(self.meta)
         except ValueError as e:
             raise CheckpointError(f"{self.name}: {e}") from None
 
@@ -272,7 +273,7 @@ class Recognizer:
         """(k, D) unit embeddings of a clip's parts (``audio.word_parts``) when the checkpoint scores in parts
         (``self.parts``), else (1, D): the clip's embedding."""
         wave = load_clip(item).wave
-        return self._finish(self._embed(word_parts(wave, self.parts) if self.parts else [wave]), True)
+        return self._finish(self._embed(word_parts(wave, self.parts, self.part_cut) if self.parts else [wave]), True)
 
     def score(self, a, b) -> float:
         """Score two clips (paths, `(wave, sr)` pairs or Clips) on this checkpoint's scale. A checkpoint that

@@ -313,23 +313,42 @@ def speech_seconds(wave: np.ndarray) -> float:
     return _words_span(wave.size, edge_silence(wave))
 
 
-def word_parts(wave: np.ndarray, seconds: float) -> list[np.ndarray]:
-    """The clip's words (first to last word frame, as ``speech_seconds``) cut into ``floor(span / seconds)`` equal
-    consecutive parts when that is 2 or more; otherwise the clip itself. A checkpoint with ``meta["scoring"]``
-    scores a pair as the mean over its parts' pairs (``scoring.parts_of``, rule 45), so that a long recording is
-    scored on the scale of the 1-3 s pairs where its threshold was calibrated.
+def word_parts(wave: np.ndarray, seconds: float, cut: str = "time") -> list[np.ndarray]:
+    """The clip's words (first to last word frame, as ``speech_seconds``) cut into ``floor(span / seconds)`` parts
+    when that is 2 or more; otherwise the clip itself. A checkpoint with ``meta["scoring"]`` scores a pair as the
+    mean over its parts' pairs (``scoring.parts_of``, rule 45), so that a long recording is scored on the scale of
+    the 1-3 s pairs where its threshold was calibrated.
+
+    ``cut="time"`` makes equal-time parts (rule 45), so a long pause can fill a part with no words. ``cut="words"``
+    gives every part an equal share of the word frames (rule 48): each inner cut lies midway between two word frames.
 
     >>> t = np.arange(16000 * 5) / 16000
     >>> w = np.concatenate([np.zeros(8000), 0.3 * np.sin(2 * np.pi * 200 * t), np.zeros(8000)]).astype(np.float32)
     >>> [round(p.size / 16000, 2) for p in word_parts(w, 2.0)], len(word_parts(w[:16000 * 4], 2.0))
     ([2.52, 2.52], 1)
+    >>> tone = w[8000:8000 + 16000 * 2]                 # 2 s of words, a 3.25 s pause, 1 s of words: 3 parts
+    >>> gap = np.concatenate([tone, np.zeros(52000, np.float32), tone[:16000]])
+    >>> [round(p.size / 16000, 1) for p in word_parts(gap, 2.0)]            # the middle part holds no words
+    [2.1, 2.1, 2.1]
+    >>> [round(p.size / 16000, 1) for p in word_parts(gap, 2.0, "words")]   # 1 s of words each, the pause split
+    [1.0, 2.6, 2.6]
     """
-    lead, tail = edge_silence(wave)
+    if cut not in ("time", "words"):
+        raise ValueError(f"unknown part cut {cut!r} (expected 'time' or 'words')")
+    active = DETECTORS["words"](wave)
+    lead, tail = _edges_of(active, wave.size)
     k = int(_words_span(wave.size, (lead, tail)) // seconds)
     if k < 2:
         return [wave]
-    cuts = np.linspace(int(round(lead * SAMPLE_RATE)), wave.size - int(round(tail * SAMPLE_RATE)), k + 1)
-    cuts = cuts.round().astype(int)
+    start, end = int(round(lead * SAMPLE_RATE)), wave.size - int(round(tail * SAMPLE_RATE))
+    if cut == "time":
+        cuts = np.linspace(start, end, k + 1).round().astype(int)
+    else:
+        frame, hop = 400, 160   # frame_db's grid
+        idx = np.flatnonzero(active)                                        # the word frames
+        q = np.round(np.arange(1, k) * idx.size / k).astype(int)
+        inner = ((idx[q - 1] * hop + frame) + idx[q] * hop) // 2           # midway between word frames q-1 and q
+        cuts = np.concatenate([[start], np.clip(inner, start, end), [end]]).astype(int)
     return [wave[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
 
 

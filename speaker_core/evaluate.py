@@ -36,7 +36,7 @@ import torch
 
 from .api import edges_of, window_of
 from .audio import CANONICAL_EDGES, canonical_edges, edge_silence, speech_seconds, windows, word_parts
-from .scoring import (LONG_PAIR_SECONDS, ScoreNorm, bootstrap_eer, l2_normalize, parts_of, plot_scores, scale_of,
+from .scoring import (LONG_PAIR_SECONDS, ScoreNorm, bootstrap_eer, l2_normalize, part_cut_of, parts_of, plot_scores, scale_of,
                       score_norm_of, summarize_scores)
 
 AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".aif", ".aiff"}
@@ -239,12 +239,12 @@ def embed_waves(model, waves: Sequence[np.ndarray], batch_size: int = 16, device
     return np.stack(out) if out else np.zeros((0, model.emb_dim), np.float32)
 
 
-def embed_parts(model, waves: Sequence[np.ndarray], seconds: float, emb: Optional[np.ndarray] = None, **kw
-                ) -> Tuple[np.ndarray, np.ndarray]:
-    """Embeddings of every clip's parts (``audio.word_parts``) for a checkpoint that scores in parts: ``(P, D)``
-    and the clip each row belongs to, ``(P,)``. ``emb``: the clips' own embeddings, reused for one-part clips (the
-    same audio through the same path). ``kw`` goes to ``embed_waves``."""
-    cut = [word_parts(np.asarray(w, dtype=np.float32), seconds) for w in waves]
+def embed_parts(model, waves: Sequence[np.ndarray], seconds: float, emb: Optional[np.ndarray] = None,
+                cut_by: str = "time", **kw) -> Tuple[np.ndarray, np.ndarray]:
+    """Embeddings of every clip's parts (``audio.word_parts``, cut by ``cut_by``) for a checkpoint that scores in
+    parts: ``(P, D)`` and the clip each row belongs to, ``(P,)``. ``emb``: the clips' own embeddings, reused for
+    one-part clips (the same audio through the same path). ``kw`` goes to ``embed_waves``."""
+    cut = [word_parts(np.asarray(w, dtype=np.float32), seconds, cut_by) for w in waves]
     flat = [x for c in cut if emb is None or len(c) > 1 for x in c]
     new = embed_waves(model, flat, **kw) if flat else None
     rows, owner, k = [], [], 0
@@ -554,13 +554,14 @@ def calibration_from_scores(target: np.ndarray, nontarget: np.ndarray, eer_thres
 def evaluate(model, items: Sequence[dict], trials_by_set, waves: Optional[List[np.ndarray]] = None,
              batch_size: int = 16, device=None, crop: Optional[float] = None, progress: bool = False,
              norm: Optional[ScoreNorm] = None, window: Optional[Tuple[float, float]] = None,
-             edges: Optional[dict] = None, parts: Optional[float] = None):
-    """``parts``: seconds per part when the checkpoint scores in parts (``scoring.parts_of``), else None."""
+             edges: Optional[dict] = None, parts: Optional[float] = None, cut_by: str = "time"):
+    """``parts``: seconds per part when the checkpoint scores in parts (``scoring.parts_of``), else None;
+    ``cut_by``: how the clips are cut (``scoring.part_cut_of``)."""
     if waves is None:
         waves = load_item_waves(items, crop=crop)
     kw = dict(batch_size=batch_size, device=device, progress=progress, window=window, edges=edges)
     emb = embed_waves(model, waves, **kw)
-    pe = embed_parts(model, waves, parts, emb=emb, **kw) if parts else None
+    pe = embed_parts(model, waves, parts, emb=emb, cut_by=cut_by, **kw) if parts else None
     res, scores = evaluate_embeddings(emb, trials_by_set, norm=norm, parts=pe)
     res["n_utterances"] = len(items)
     return res, scores, emb
@@ -649,6 +650,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         window = None if a.whole else window_of(model.meta)
         edges = edges_of(model.meta)
         parts = None if a.whole else parts_of(model.meta)
+        cut_by = part_cut_of(model.meta)
     except ValueError as e:
         from .checkpoint import CheckpointError
         raise CheckpointError(f"{os.path.basename(a.checkpoint)}: {e}") from None
@@ -682,14 +684,14 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
     if a.pad_edges and a.pad_side == "second":
         kw = dict(batch_size=a.batch_size, device=device, progress=True, window=window, edges=edges)
         emb, emb_b = (embed_waves(model, w, **kw) for w in (waves, padded))
-        pa, pb = ((embed_parts(model, w, parts, emb=e, **kw) for w, e in ((waves, emb), (padded, emb_b)))
+        pa, pb = ((embed_parts(model, w, parts, emb=e, cut_by=cut_by, **kw) for w, e in ((waves, emb), (padded, emb_b)))
                   if parts else (None, None))
         res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=emb_b, parts=pa, parts_b=pb)
         res["n_utterances"] = len(items)
     else:
         res, scores, _ = evaluate(model, items, trials, waves=padded if a.pad_edges else waves,
                                   batch_size=a.batch_size, device=device, progress=True, norm=norm, window=window,
-                                  edges=edges, parts=parts)
+                                  edges=edges, parts=parts, cut_by=cut_by)
     cal_thr = (model.meta.get("calibration") or {}).get("threshold")
     pt, pn = scores["pooled"]
     if cal_thr is not None and res["scale"] == scale_of(model.meta) and len(pt) and len(pn):
@@ -840,6 +842,9 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
                     help="score clips with at least 2 x SEC seconds of words in parts of about SEC seconds "
                          "(audio.word_parts), here and wherever the checkpoint is used; 0: whole clips; default: "
                          "what the checkpoint already does")
+    ap.add_argument("--cut", choices=("time", "words"), default=None,
+                    help="how --parts cuts a clip (audio.word_parts): 'time', equal-time parts (rule 45); 'words', "
+                         "an equal share of the word frames each (rule 48); default: what the checkpoint does")
     ap.add_argument("--bootstrap", type=int, default=1000, help="replicates for the stored 95%% intervals")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(argv)
@@ -872,6 +877,7 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     edges = {"checkpoint": edges_of(model.meta), "canonical": dict(CANONICAL_EDGES), "none": None}[a.edges]
     try:
         parts = parts_of(model.meta) if a.parts is None else (a.parts or None)
+        cut_by = part_cut_of(model.meta) if a.cut is None else a.cut
     except ValueError as e:
         print(f"error: {a.checkpoint}: {e}", file=sys.stderr)
         return 2
@@ -884,13 +890,13 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
         emb = embed_waves(model, waves, window=window, edges=edges)
         emb2 = (embed_waves(model, [w[:int(a.crop_eval * SR)] for w in waves], window=window, edges=edges)
                 if a.crop_eval else None)
-        pe = embed_parts(model, waves, parts, emb=emb, window=window, edges=edges) if parts else None
+        pe = embed_parts(model, waves, parts, emb=emb, cut_by=cut_by, window=window, edges=edges) if parts else None
     meta = dict(model.meta)
     meta.pop("embedding", None)
     meta.pop("edges", None)
     meta.pop("scoring", None)
-    if parts:
-        meta["scoring"] = {"parts": float(parts)}
+    if parts:   # "cut" only when not rule 45's default, so that such files stay byte-for-byte what they were
+        meta["scoring"] = {"parts": float(parts), **({"cut": cut_by} if cut_by != "time" else {})}
     if window:
         meta["embedding"] = {"window": window[0], "hop": window[1]}
     if edges:
@@ -904,7 +910,7 @@ def main_calibrate(argv: Optional[Sequence[str]] = None) -> int:
     out = a.out or a.checkpoint
     save_checkpoint(out, model, meta=meta, half=True, drop_head=True)
     print(f"wrote {out}: " + (f"{window[0]:g} s windows, hop {window[1]:g} s; " if window else "whole clips; ") +
-          ("canonical edges; " if edges else "") + (f"scored in {parts:g} s parts; " if parts else "") +
+          ("canonical edges; " if edges else "") + (f"scored in {parts:g} s parts ({cut_by}); " if parts else "") +
           f"AS-norm top {norm.top_k} of {len(speakers)} training speakers; threshold "
           f"{meta['calibration']['threshold']:.3f}; dev EER mean {meta['dev_eer']['mean_over_corpora']:.2f}% "
           f"(cosine {meta['dev_eer']['cosine']['mean_over_corpora']:.2f}%), pooled {meta['dev_eer']['pooled']:.2f}% "

@@ -30,7 +30,7 @@ import torch
 from .api import Recognizer, load_model
 from .audio import speech_seconds
 from .checkpoint import FUSION_FORMAT, CheckpointError, model_from_payload, read_payload
-from .scoring import ScoreNorm, parts_of, score_norm_of, threshold_of
+from .scoring import ScoreNorm, part_cut_of, parts_of, score_norm_of, threshold_of
 
 
 def file_sha256(path) -> str:
@@ -55,6 +55,7 @@ class FusedRecognizer(Recognizer):
             threshold_of(self._meta)
             self.norm = score_norm_of(self._meta, self.emb_dim)
             self.parts = parts_of(self._meta)
+            self.part_cut = part_cut_of(self._meta)
         except ValueError as e:
             raise CheckpointError(f"{name}: {e}") from None
 
@@ -143,6 +144,9 @@ def main_fuse(argv=None) -> int:
     ap.add_argument("--parts", type=float, default=0.0, metavar="SEC",
                     help="score long clips in parts of their words of about SEC seconds (audio.word_parts; "
                          "checkpoints/HISTORY.md, rule 45), here and wherever the fusion is used; 0: whole clips")
+    ap.add_argument("--cut", choices=("time", "words"), default="time",
+                    help="how --parts cuts a clip (audio.word_parts): 'time', equal-time parts (rule 45); 'words', "
+                         "an equal share of the word frames each (rule 48)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(argv)
@@ -185,19 +189,19 @@ def main_fuse(argv=None) -> int:
         items, waves, trials = items_with_trials(items_from_manifest(a.dev))
         emb = fused.embed_waves(waves)
         emb2 = fused.embed_waves([w[:int(a.crop_eval * SR)] for w in waves]) if a.crop_eval else None
-        parts = embed_parts(fused, waves, a.parts, emb=emb) if a.parts else None
+        parts = embed_parts(fused, waves, a.parts, emb=emb, cut_by=a.cut) if a.parts else None
     meta = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
             "fusion": ", ".join(f"{s['weight']:g} x {s['file']}" for s in specs),
             "score_norm": {**norm.to_meta(), "cohort_speakers": next(iter(sources))[0],
                            "cohort_source": "the members' cohorts, concatenated with the fusion weights"}}
     if a.parts:
-        meta["scoring"] = {"parts": float(a.parts)}
+        meta["scoring"] = {"parts": float(a.parts), **({"cut": a.cut} if a.cut != "time" else {})}
     meta.update(dev_calibration(items, trials, emb, emb2, norm, a.crop_eval, a.bootstrap,
                                 speech=np.array([speech_seconds(w) for w in waves]), parts=parts))
     tmp = out.with_suffix(out.suffix + ".tmp")
     torch.save({"format": FUSION_FORMAT, "members": specs, "meta": meta}, tmp)
     os.replace(tmp, out)
-    how = f"; scored in {a.parts:g} s parts" if a.parts else ""
+    how = f"; scored in {a.parts:g} s parts ({a.cut})" if a.parts else ""
     print(f"wrote {out}: {meta['fusion']}{how}; threshold {meta['calibration']['threshold']:.3f}; dev EER mean "
           f"{meta['dev_eer']['mean_over_corpora']:.2f}%, pooled {meta['dev_eer']['pooled']:.2f}% in {time.time() - t0:.0f}s")
     return 0

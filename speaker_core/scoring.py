@@ -189,6 +189,21 @@ def parts_of(meta: dict) -> float | None:
     return float(p)
 
 
+def part_cut_of(meta: dict) -> str:
+    """How a checkpoint that scores in parts cuts a clip (``audio.word_parts``): ``"words"`` when its setting says
+    so (``meta["scoring"]["cut"]``, rule 48: every part an equal share of the word frames), else ``"time"`` (rule
+    45's equal-time parts, the setting of files written before rule 48). ValueError when malformed.
+
+    >>> part_cut_of({}), part_cut_of({"scoring": {"parts": 2.0}}), part_cut_of({"scoring": {"parts": 2.0, "cut": "words"}})
+    ('time', 'time', 'words')
+    """
+    d = meta.get("scoring")
+    c = d.get("cut", "time") if isinstance(d, dict) else "time"
+    if c not in ("time", "words"):
+        raise ValueError(f"malformed scoring setting ({str(d)[:60]!r}; expected 'cut' to be 'time' or 'words').")
+    return c
+
+
 # A pair is "long" when both clips hold at least this many seconds of words (audio.speech_seconds). A long clip's one
 # embedding scores higher for every pair, the same speaker or not (scoring in parts, ``parts_of``, undoes most of
 # that), and the pooled calibration trials (mostly 1-2 s commands) say little about such pairs: calibration also

@@ -21,7 +21,7 @@ from speaker_core.api import edges_of, window_of  # noqa: E402
 from speaker_core.evaluate import (SR, embed_parts, embed_waves, evaluate_embeddings, items_from_manifest,  # noqa: E402
                                    items_with_trials, load_for_evaluation, pad_edges, pad_level, speakers_by_set,
                                    swap_edges)
-from speaker_core.scoring import bootstrap_eer, parts_of, score_norm_of  # noqa: E402
+from speaker_core.scoring import bootstrap_eer, part_cut_of, parts_of, score_norm_of  # noqa: E402
 
 
 def replicates(path, waves, trials, speakers, n_boot, seed, waves_b=None):
@@ -32,7 +32,7 @@ def replicates(path, waves, trials, speakers, n_boot, seed, waves_b=None):
     kw = dict(window=window_of(model.meta), edges=edges_of(model.meta))
     emb, emb_b = (embed_waves(model, w, **kw) if w is not None else None for w in (waves, waves_b))
     parts = parts_of(model.meta)
-    pe, pe_b = ((embed_parts(model, w, parts, emb=e, **kw) if w is not None else None
+    pe, pe_b = ((embed_parts(model, w, parts, emb=e, cut_by=part_cut_of(model.meta), **kw) if w is not None else None
                  for w, e in ((waves, emb), (waves_b, emb_b))) if parts else (None, None))
     res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=emb_b, parts=pe, parts_b=pe_b)
     sets = [s for s in trials if res["sets"][s]["eer"] is not None]   # both trial kinds; all count in pooled

@@ -1,10 +1,12 @@
 """Rule 45 (tools/rules/rule45.txt): does scoring long clips in 2 s parts of their words fix the one threshold on
-long pairs? (Rule 46 ran it on each shipped file alone.)
+long pairs? (Rule 46 ran it on each shipped file alone; rule 48 compares two ways to cut the parts.)
 
     python tools/piece_scores.py checkpoints/ecapa-speakernet-fusion.pt data/dev.jsonl [--swap-edges]
+    python tools/piece_scores.py checkpoints/ecapa-speakernet-fusion.pt data/dev.jsonl --versions time words
 
 Scores every dev trial as ``evaluate`` does with whole clips (F) and in parts (P: ``audio.word_parts`` with 2 s,
-the mean AS-norm score over the part pairs, ``evaluate.embed_parts``), whatever the checkpoint's own setting. Prints
+the mean AS-norm score over the part pairs, ``evaluate.embed_parts``), whatever the checkpoint's own setting;
+``--versions time words`` makes F equal-time parts and P equal-word parts (rule 48). Prints
 both versions' per-corpus, mean and pooled EERs, each one's errors by length at its own pooled EER threshold, and the
 paired speaker-bootstrap comparison of the long pairs' half total error that the rules' first bar needs.
 """
@@ -33,6 +35,8 @@ def main() -> None:
     ap.add_argument("dev")
     ap.add_argument("--swap-edges", action="store_true")
     ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--versions", nargs=2, choices=("whole", "time", "words"), default=("whole", "time"),
+                    metavar=("F", "P"), help="whole clips, or parts cut by 'time' or 'words' (default: whole time)")
     a = ap.parse_args()
     model = load_for_evaluation(a.checkpoint, device="cpu")
     norm = score_norm_of(model.meta, model.emb_dim)
@@ -41,12 +45,14 @@ def main() -> None:
     if a.swap_edges:
         waves = swap_edges(waves, items, 0)
     emb = embed_waves(model, waves, progress=True, **kw)
-    parts = embed_parts(model, waves, PART_SECONDS, emb=emb, progress=True, **kw)
-    cut = np.bincount(parts[1])
-    print(f"{len(waves)} clips, {int((cut > 1).sum())} cut into {int(cut[cut > 1].sum())} parts")
-
-    versions = {"F": evaluate_embeddings(emb, trials, norm=norm),
-                "P": evaluate_embeddings(emb, trials, norm=norm, parts=parts)}
+    versions = {}
+    for name, how in zip("FP", a.versions):
+        parts = None
+        if how != "whole":
+            parts = embed_parts(model, waves, PART_SECONDS, emb=emb, cut_by=how, progress=True, **kw)
+            cut = np.bincount(parts[1])
+            print(f"{name} ({how}): {len(waves)} clips, {int((cut > 1).sum())} cut into {int(cut[cut > 1].sum())} parts")
+        versions[name] = evaluate_embeddings(emb, trials, norm=norm, parts=parts)
     mins = trial_min_speech(np.array([speech_seconds(w) for w in waves]), trials)   # (targets, non-targets)
     long_t, long_n = mins[0] >= LONG_PAIR_SECONDS, mins[1] >= LONG_PAIR_SECONDS
     print(f"long pairs (both clips >= {LONG_PAIR_SECONDS:g} s of words): {long_t.sum()} same-speaker, "

@@ -54,10 +54,13 @@ def main() -> None:
     ap.add_argument("checkpoint")
     ap.add_argument("dev")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cut", choices=("time", "words"), default=None,
+                    help="cut the parts this way (audio.word_parts) instead of as the checkpoint does")
     a = ap.parse_args()
     model = load_model(a.checkpoint, device="cpu")
     if not model.parts:
         sys.exit(f"{a.checkpoint} does not score in parts (meta['scoring']): the check has no parts to compare.")
+    model.part_cut = a.cut or model.part_cut
     thr = model.threshold
     items = items_from_manifest(a.dev)
     waves = load_item_waves(items)
@@ -66,7 +69,8 @@ def main() -> None:
     def agreement(wave: np.ndarray) -> float | None:
         return model.agreement(model.embed_parts((wave, SAMPLE_RATE)))
 
-    print(f"{a.checkpoint}: threshold {thr:.3f}, parts of {model.parts:g} s; {len(items)} dev files")
+    print(f"{a.checkpoint}: threshold {thr:.3f}, parts of {model.parts:g} s cut by {model.part_cut}; "
+          f"{len(items)} dev files")
     single = [i for i in range(len(items)) if span[i] >= PARTS_FROM]
     ok = [i for i in range(len(items)) if span[i] >= JOIN_SIDE]
     same = [(i, j) for i in ok for j in ok if i != j and items[i]["speaker"] == items[j]["speaker"]]

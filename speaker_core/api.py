@@ -258,17 +258,6 @@ class Recognizer:
             return self.norm.mean_pair(pa, pb)
         return float(np.clip(l2_normalize(np.atleast_2d(pa)) @ l2_normalize(np.atleast_2d(pb)).T, -1.0, 1.0).mean())
 
-    def agreement(self, parts) -> float | None:
-        """How well a clip's parts (k, D) (``embed_parts``) agree on this checkpoint's scale: the lowest score of a
-        part against the normalised mean of the other parts, as ``compare_many`` scores a clip against a voiceprint
-        (rule 47). None for fewer than 2 parts. Below the threshold, one part alone would be judged another
-        speaker: the clip may hold more than one voice."""
-        p = l2_normalize(np.atleast_2d(np.asarray(parts, dtype=np.float64)))              # (k, D)
-        if p.shape[0] < 2:
-            return None
-        others = l2_normalize(p.sum(0, keepdims=True) - p)                                # (k, D): the rest, each
-        return float(min(self.compare_many(p[i], others[i:i + 1])[0] for i in range(p.shape[0])))
-
     def embed_parts(self, item) -> np.ndarray:
         """(k, D) unit embeddings of a clip's parts (``audio.word_parts``) when the checkpoint scores in parts
         (``self.parts``), else (1, D): the clip's embedding."""

@@ -333,8 +333,9 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
         lines.append(f"| score normalisation | AS-norm: top {model.norm.top_k} of a cohort of "
                      f"{model.norm.cohort.shape[0]} training-speaker voiceprints |")
     if getattr(model, "parts", None):
+        share = ", each with an equal share of its words" if getattr(model, "part_cut", "time") == "words" else ""
         lines.append(f"| long clips | a clip with {2 * model.parts:g} s of words or more is scored in parts of about "
-                     f"{model.parts:g} s: a pair's score is the mean over the pairs of parts |")
+                     f"{model.parts:g} s{share}: a pair's score is the mean over the pairs of parts |")
     if cal.get("eer") is not None:
         lines.append(f"| pooled dev EER | {_pct(100 * float(cal['eer']))} |")
     recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}

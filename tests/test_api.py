@@ -270,6 +270,30 @@ def test_scoring_in_parts_on_either_scale(tmp_path, tone, scale):
                - whole.score((short, 16000), (short[::-1].copy(), 16000))) < 1e-6
 
 
+def test_parts_cut_by_words_when_the_checkpoint_says_so(tmp_path, tone):
+    """meta["scoring"]["cut"] = "words" (rule 48) cuts the parts by words; without "cut", by time (rule 45's files
+    score as before); any other value is refused at load time with a clear message."""
+    from speaker_core.audio import word_parts
+    _as_norm_checkpoint(tmp_path / "w.pt")
+    payload = torch.load(tmp_path / "w.pt", weights_only=True)
+    for name, scoring in (("t.pt", {"parts": 1.0}), ("v.pt", {"parts": 1.0, "cut": "words"}),
+                          ("bad.pt", {"parts": 1.0, "cut": "syllables"})):
+        payload["meta"]["scoring"] = scoring
+        torch.save(payload, tmp_path / name)
+    t, v = sc.load_model(tmp_path / "t.pt", device="cpu"), sc.load_model(tmp_path / "v.pt", device="cpu")
+    assert (t.part_cut, v.part_cut) == ("time", "words")
+    with pytest.raises(sc.CheckpointError, match="cut"):
+        sc.load_model(tmp_path / "bad.pt")
+    edge, pause = np.zeros(4000, np.float32), np.zeros(12000, np.float32)
+    x = np.concatenate([edge, np.resize(tone, 40000), pause, np.resize(tone[::-1], 16000), edge])
+    y = np.concatenate([edge, np.resize(tone[::-1], 36000), edge])
+    for m in (t, v):
+        px, py = word_parts(x, 1.0, m.part_cut), word_parts(y, 1.0, m.part_cut)
+        want = np.mean([m.compare(m.embed(p), m.embed(q)) for p in px for q in py])
+        assert abs(m.score((x, 16000), (y, 16000)) - want) < 1e-5
+    assert abs(t.score((x, 16000), (y, 16000)) - v.score((x, 16000), (y, 16000))) > 1e-3
+
+
 def test_malformed_cohort_is_a_clear_checkpoint_error(tmp_path):
     _as_norm_checkpoint(tmp_path / "bad.pt", cohort_dim=7)
     with pytest.raises(sc.CheckpointError, match="cohort"):

@@ -302,3 +302,31 @@ def test_steady_sounds_are_refused_as_no_speech_and_noisy_speech_is_not(tone):
     noise = rng.standard_normal(speech.size).astype(np.float32) * np.sqrt(np.mean(speech ** 2)) * 10 ** (-5 / 20)
     for x in (speech, speech + noise):
         assert audio.require_speech(load_clip(x, sample_rate=sr)).wave.size == x.size
+
+
+@pytest.mark.parametrize("pause", [0.5, 2.5, 4.0])
+def test_parts_by_words_put_every_pause_beside_words(tone, pause):
+    """Rule 48: equal-time parts (rule 45) can hold nothing but a pause; parts cut by words never do, get an equal
+    share of the word frames, and cover the same span of words. Which clips are cut, and into how many, is equal."""
+    from speaker_core.audio import edge_silence, word_frames, word_parts
+    gap = np.zeros(int(pause * 16000), np.float32)
+    edge = np.zeros(8000, np.float32)
+    x = np.concatenate([edge, np.resize(tone, 40000), gap, np.resize(tone, 16000), edge])  # 2.5 s, pause, 1 s
+    by_time, by_words = word_parts(x, 1.0), word_parts(x, 1.0, "words")
+    assert len(by_time) == len(by_words) >= 4
+    assert sum(p.size for p in by_time) == sum(p.size for p in by_words)
+    assert np.array_equal(np.concatenate(by_time), np.concatenate(by_words))          # the same span, in order
+    starts = np.flatnonzero(word_frames(x)) * 160          # the clip's word frames, by their first sample
+
+    def words_in(parts):   # how many of the clip's word frames start inside each part
+        ends = int(round(edge_silence(x)[0] * 16000)) + np.cumsum([p.size for p in parts])
+        return np.diff(np.searchsorted(starts, np.concatenate([[ends[0] - parts[0].size], ends])))
+
+    words = words_in(by_words)
+    assert min(words) > 0 and max(words) - min(words) <= 2, words
+    if pause >= 2.0:   # a pause longer than a part: some equal-time part holds no words
+        assert min(words_in(by_time)) == 0
+    short = np.concatenate([edge, np.resize(tone, 24000), edge])                          # 1.5 s: one part
+    assert len(word_parts(short, 1.0, "words")) == 1 and word_parts(short, 1.0, "words")[0] is short
+    with pytest.raises(ValueError, match="cut"):
+        word_parts(x, 1.0, "syllables")

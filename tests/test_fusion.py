@@ -90,6 +90,13 @@ def test_a_fusion_that_scores_in_parts(fused, tone):
     short = np.resize(tone, 12000)        # 0.75 s of words: one part
     assert len(word_parts(short, 0.5)) == 1
     assert abs(f.score((short, 16000), (x[:14000], 16000)) - whole.score((short, 16000), (x[:14000], 16000))) < 1e-6
+    # --cut words (rule 48): stored, used by the library
+    assert main_fuse([str(ck / "abw.pt"), *members, *dev, "--parts", "0.5", "--cut", "words"]) == 0
+    fw = sc.load_model(ck / "abw.pt", device="cpu")
+    assert fw.meta["scoring"] == {"parts": 0.5, "cut": "words"} and (f.part_cut, fw.part_cut) == ("time", "words")
+    pw = word_parts(x, 0.5, "words")
+    want = np.mean([fw.norm.pair(fw.embed(p), fw.embed(q)) for p in pw for q in word_parts(y, 0.5, "words")])
+    assert abs(fw.score((x, 16000), (y, 16000)) - want) < 1e-4
     # evaluate scores in parts as the stored calibration did; --whole gives the whole-clip fusion's EER
     out = str(tmp / "rp")
     assert main_evaluate([str(ck / "abp.pt"), str(tmp / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0

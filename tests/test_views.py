@@ -154,7 +154,11 @@ def test_model_card_says_when_long_clips_are_scored_in_parts(tmp_path):
     _save(tmp_path / "parts.pt", {"scoring": {"parts": 2.0}})
     assert "| long clips |" not in views.model_card_markdown(api.load_model(tmp_path / "plain.pt"), "p@x")
     card = views.model_card_markdown(api.load_model(tmp_path / "parts.pt"), "s@x")
-    assert "| long clips | a clip with 4 s of words or more is scored in parts of about 2 s" in card
+    assert "| long clips | a clip with 4 s of words or more is scored in parts of about 2 s:" in card
+    _save(tmp_path / "words.pt", {"scoring": {"parts": 2.0, "cut": "words"}})
+    card = views.model_card_markdown(api.load_model(tmp_path / "words.pt"), "w@x")
+    assert "scored in parts of about 2 s, each with an equal share of its words,: a pair's" not in card
+    assert "scored in parts of about 2 s, each with an equal share of its words: a pair's" in card
 
 
 def test_model_card_shows_the_threshold_errors_by_length_of_speech(tmp_path):

@@ -1,4 +1,4 @@
-"""Rule 47's measurement: how often the one-voice check (``Recognizer.agreement`` below the threshold) warns.
+"""Rules 47 and 48: how often a one-voice check (``agreement`` below the threshold) would warn (both failed).
 
     python tools/voice_check.py checkpoints/ecapa-speakernet-fusion.pt data/dev.jsonl
 
@@ -20,10 +20,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from speaker_core import load_model  # noqa: E402
 from speaker_core.audio import SAMPLE_RATE, speech_seconds  # noqa: E402
 from speaker_core.evaluate import items_from_manifest, load_item_waves  # noqa: E402
+from speaker_core.scoring import l2_normalize  # noqa: E402
 
 PARTS_FROM = 4.0   # rule 45: clips with this many seconds of words are cut into parts
 JOIN_SIDE = 2.0    # each side of a join holds at least this many seconds of words
 N_JOINS = 200
+
+
+def agreement(model, parts) -> float | None:
+    """How well a clip's parts (k, D) agree, on the checkpoint's scale: the lowest score of a part against the
+    normalised mean of the other parts, as ``compare_many`` scores a clip against a voiceprint (rule 47); None for
+    fewer than 2 parts."""
+    p = l2_normalize(np.atleast_2d(np.asarray(parts, dtype=np.float64)))              # (k, D)
+    if p.shape[0] < 2:
+        return None
+    others = l2_normalize(p.sum(0, keepdims=True) - p)                                # (k, D): the rest, each
+    return float(min(model.compare_many(p[i], others[i:i + 1])[0] for i in range(p.shape[0])))
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -66,8 +78,8 @@ def main() -> None:
     waves = load_item_waves(items)
     span = np.array([speech_seconds(w) for w in waves])
 
-    def agreement(wave: np.ndarray) -> float | None:
-        return model.agreement(model.embed_parts((wave, SAMPLE_RATE)))
+    def check(wave: np.ndarray) -> float | None:
+        return agreement(model, model.embed_parts((wave, SAMPLE_RATE)))
 
     print(f"{a.checkpoint}: threshold {thr:.3f}, parts of {model.parts:g} s cut by {model.part_cut}; "
           f"{len(items)} dev files")
@@ -80,9 +92,9 @@ def main() -> None:
     print(f"A: {len(single)} single-speaker files with >= {PARTS_FROM:g} s of words; B: {len(same)} same-speaker "
           f"joins; C: {len(diff)} two-speaker joins (files with >= {JOIN_SIDE:g} s of words: {len(ok)})")
 
-    rows = {"A": [(i, agreement(waves[i])) for i in single],
-            "B": [((i, j), agreement(np.concatenate([waves[i], waves[j]]))) for i, j in same],
-            "C": [((i, j), agreement(np.concatenate([waves[i], waves[j]]))) for i, j in diff]}
+    rows = {"A": [(i, check(waves[i])) for i in single],
+            "B": [((i, j), check(np.concatenate([waves[i], waves[j]]))) for i, j in same],
+            "C": [((i, j), check(np.concatenate([waves[i], waves[j]]))) for i, j in diff]}
     for name, want in (("A", "<= 5 %"), ("B", "<= 5 %"), ("C", ">= 80 %")):
         r = rows[name]
         warned = [s is not None and s < thr for _, s in r]

@@ -341,14 +341,15 @@ def word_parts(wave: np.ndarray, seconds: float, cut: str = "time") -> list[np.n
     if k < 2:
         return [wave]
     start, end = int(round(lead * SAMPLE_RATE)), wave.size - int(round(tail * SAMPLE_RATE))
-    if cut == "time":
-        cuts = np.linspace(start, end, k + 1).round().astype(int)
-    else:
+    cuts = np.linspace(start, end, k + 1).round().astype(int)
+    if cut == "words":
         frame, hop = 400, 160   # frame_db's grid
         idx = np.flatnonzero(active)                                        # the word frames
         q = np.round(np.arange(1, k) * idx.size / k).astype(int)
         inner = ((idx[q - 1] * hop + frame) + idx[q] * hop) // 2           # midway between word frames q-1 and q
-        cuts = np.concatenate([[start], np.clip(inner, start, end), [end]]).astype(int)
+        by_words = np.concatenate([[start], np.clip(inner, start, end), [end]]).astype(int)
+        if np.all(np.diff(by_words) > 0):   # fewer word frames than parts (a few clicks far apart): keep equal time
+            cuts = by_words
     return [wave[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
 
 

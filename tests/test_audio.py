@@ -330,3 +330,16 @@ def test_parts_by_words_put_every_pause_beside_words(tone, pause):
     assert len(word_parts(short, 1.0, "words")) == 1 and word_parts(short, 1.0, "words")[0] is short
     with pytest.raises(ValueError, match="cut"):
         word_parts(x, 1.0, "syllables")
+
+
+def test_parts_by_words_are_never_empty():
+    """Two 10 ms clicks 20 s apart span 10 parts but hold fewer word frames than that: no part may come out empty
+    (an empty part cannot be embedded), so such a clip keeps equal-time parts."""
+    from speaker_core.audio import word_frames, word_parts
+    click = (0.5 * np.sin(2 * np.pi * 200 * np.arange(160) / 16000)).astype(np.float32)
+    x = np.concatenate([np.zeros(8000, np.float32), click, np.zeros(320000, np.float32), click,
+                        np.zeros(8000, np.float32)])
+    assert 0 < word_frames(x).sum() < 10
+    parts = word_parts(x, 2.0, "words")
+    assert len(parts) == 10 and min(p.size for p in parts) > 0
+    assert [p.size for p in parts] == [p.size for p in word_parts(x, 2.0, "time")]

@@ -706,6 +706,7 @@ def main_evaluate(argv: Optional[Sequence[str]] = None) -> int:
         add_bootstrap(res, scores, items, trials, n_boot=a.bootstrap, seed=a.seed)
     res.update({"checkpoint": os.path.abspath(a.checkpoint), "input": os.path.abspath(a.input),
                 "crop": a.crop, "swap_edges": a.swap_edges, "window": window, "edges": edges, "parts": parts,
+                "part_cut": cut_by if parts else None,
                 "pad_edges": [a.pad_edges, a.pad_db if np.isfinite(a.pad_db) else "zeros"] if pad_label else None,
                 "pad_side": a.pad_side if pad_label else None,
                 "split_single": a.split_single, "max_nontarget": a.max_nontarget,

@@ -220,7 +220,7 @@ def test_calibrate_adds_cohort_and_rescales(tmp_path):
     assert main_calibrate([ck, *base]) == 0 and load_model(ck).part_cut == "words"
     assert main_evaluate([ck, str(tmp_path / "dev.jsonl"), "--out", out, "--threads", "1"]) == 0
     r = json.load(open(out + ".json"))
-    assert abs(r["pooled"]["eer"] - load_model(ck).meta["dev_eer"]["pooled"]) < 1e-6
+    assert abs(r["pooled"]["eer"] - load_model(ck).meta["dev_eer"]["pooled"]) < 1e-6 and r["part_cut"] == "words"
     assert main_calibrate([ck, *base, "--cut", "time"]) == 0 and load_model(ck).meta["scoring"] == {"parts": 0.5}
     assert main_calibrate([ck, *base, "--parts", "0"]) == 0 and load_model(ck).parts is None
     assert "scoring" not in load_model(ck).meta

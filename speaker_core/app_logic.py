@@ -596,9 +596,12 @@ class Studio:
         name = model_name or self.models.default()
         model = self.models.get(name)
         threshold = self.threshold_for(name, threshold)
-        score = model.score(clip_a, clip_b)   # in parts of the words when the checkpoint says so (parts_of)
+        # as model.score: in parts of the words when the checkpoint says so (parts_of), one part otherwise
+        pa, pb = model.embed_parts(clip_a), model.embed_parts(clip_b)
+        score = model.compare_parts(pa, pb)
         facts = [clip_facts(clip_a, "A: " + _label_of(_path_of(audio_a), "clip A"), ms, cut_edges(model)),
                  clip_facts(clip_b, "B: " + _label_of(_path_of(audio_b), "clip B"), ms, cut_edges(model))]
+        facts[0]["parts"], facts[1]["parts"] = len(pa), len(pb)
         result = {"score": round(score, 4), "same_speaker": bool(score >= threshold),
                   "threshold": round(threshold, 4), "scale": model.scale, "model": name, "clips": facts,
                   "min_speech_s": min(f["speech_s"] for f in facts),

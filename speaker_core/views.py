@@ -29,7 +29,9 @@ def facts_html(facts: list[dict]) -> str:
             + (f" <small>(of {f['original_duration_s']:.0f} s)</small>" if f["truncated"] else "") + "</td>"
             f"<td>{f['sample_rate'] / 1000:g} kHz</td>"
             f"<td data-label='Speech'>{f['speech_fraction']:.0%}"
-            + (f" <small>(words {f['speech_s']:.1f} s)</small>" if "speech_s" in f else "") + "</td>"
+            + (f" <small>(words {f['speech_s']:.1f} s"
+               + (f", scored in {f['parts']} parts" if f.get("parts", 1) > 1 else "") + ")</small>"
+               if "speech_s" in f else "") + "</td>"
             f"<td><ul class='warnings'>{warn_html}</ul></td></tr>")
     return ("<table class='facts'><thead><tr><th>Clip</th><th>Duration</th><th>Sample rate</th>"
             "<th>Speech</th><th>Quality</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")

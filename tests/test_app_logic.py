@@ -244,6 +244,25 @@ def test_examples_and_api_decide_at_the_sliders_threshold(studio):
     assert studio.verify(ex(a), ex(b), None, t)[0] == result
 
 
+def test_each_clip_says_in_how_many_parts_it_was_scored(studio, clips):
+    """A checkpoint that scores in parts (rules 45 and 48) cuts a clip with >= 4 s of words: the result says into how
+    many parts, and the score is the mean over their pairs, as the library's score() gives it."""
+    from speaker_core.audio import load_clip, word_parts
+    model = studio.models.get(None)
+    pairs = [(ex(a), ex(b)) for a, b, _ in al.VERIFY_EXAMPLES] + [(clips["long"], ex("so0049_b.wav"))]
+    seen = set()
+    for a, b in pairs:
+        result, _, _, facts = studio.verify(a, b)
+        loaded = [load_clip(p, max_seconds=studio.settings.max_seconds) for p in (a, b)]
+        for c, clip in zip(result["clips"], loaded):
+            want = len(word_parts(clip.wave, model.parts, model.part_cut)) if model.parts else 1
+            assert c["parts"] == want
+            seen.add(want > 1)
+        assert ("parts)</small>" in facts) == any(c["parts"] > 1 for c in result["clips"])
+        assert abs(result["score"] - round(model.score(*loaded), 4)) < 1e-4
+    assert seen == ({True, False} if model.parts else {False})   # the 6 s of the long clip are cut in two
+
+
 def test_a_long_pair_is_explained_with_long_calibration_pairs(studio):
     """Each clip reports how long its words last; a pair whose clips both hold >= 3 s of them is read against
     the checkpoint's long calibration pairs when it has them (the shipped ones do), a shorter pair against all."""

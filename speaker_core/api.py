@@ -266,11 +266,9 @@ class Recognizer:
 
     def score(self, a, b) -> float:
         """Score two clips (paths, `(wave, sr)` pairs or Clips) on this checkpoint's scale. A checkpoint that
-        scores in parts (``scoring.parts_of``) averages over the pairs of the clips' parts."""
-        if self.parts:
-            return self.compare_parts(self.embed_parts(a), self.embed_parts(b))
-        ea, eb = self.embed_batch([a, b])
-        return self.compare(ea, eb)
+        scores in parts (``scoring.parts_of``) averages over the pairs of the clips' parts; any other has one part
+        per clip, its whole embedding, so this is ``compare`` of the two embeddings."""
+        return self.compare_parts(self.embed_parts(a), self.embed_parts(b))
 
     def verify(self, a, b, threshold: float | None = None, max_seconds: float | None = MAX_SECONDS) -> VerifyResult:
         """Same speaker when score >= threshold (the checkpoint's calibrated threshold by default). A clip of faint

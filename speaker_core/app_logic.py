@@ -596,7 +596,7 @@ class Studio:
         name = model_name or self.models.default()
         model = self.models.get(name)
         threshold = self.threshold_for(name, threshold)
-        # as model.score: in parts of the words when the checkpoint says so (parts_of), one part otherwise
+        # model.score, keeping the parts: of the words when the checkpoint says so (parts_of), else one per clip
         pa, pb = model.embed_parts(clip_a), model.embed_parts(clip_b)
         score = model.compare_parts(pa, pb)
         facts = [clip_facts(clip_a, "A: " + _label_of(_path_of(audio_a), "clip A"), ms, cut_edges(model)),

@@ -18,7 +18,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from speaker_core.audio import MAX_SECONDS, level_depth, load_clip  # noqa: E402
+from speaker_core.audio import MAX_SECONDS, AudioError, level_depth, load_clip  # noqa: E402
 from speaker_core.data import read_manifest  # noqa: E402
 
 MUSIC = ["sax.wav", "cantina.wav"]
@@ -27,7 +27,11 @@ UNKNOWN = ["audio_sample.wav"]
 
 
 def depth(path) -> float:
-    return level_depth(load_clip(path, max_seconds=MAX_SECONDS).wave)
+    """NaN for a clip the app refuses before any warning (under 0.25 s, silent)."""
+    try:
+        return level_depth(load_clip(path, max_seconds=MAX_SECONDS).wave)
+    except AudioError:
+        return float("nan")
 
 
 def main() -> None:
@@ -36,11 +40,16 @@ def main() -> None:
     ap.add_argument("dev")
     a = ap.parse_args()
     train = np.array([depth(r["audio_filepath"]) for r in read_manifest(a.train)])
+    print(f"train: {int(np.isnan(train).sum())} clips refused by the app as they are, left out")
+    train = train[~np.isnan(train)]
     t = float(np.percentile(train, 0.5))
     print(f"train: {train.size} clips, depth percentiles 0.5/5/50/95: "
           f"{' / '.join(f'{x:.1f}' for x in np.percentile(train, [0.5, 5, 50, 95]))} dB; T = {t:.2f} dB")
     dev_rows = read_manifest(a.dev)
     dev = np.array([depth(r["audio_filepath"]) for r in dev_rows])
+    print(f"dev: {int(np.isnan(dev).sum())} clips refused by the app as they are, left out")
+    dev_rows = [r for r, d in zip(dev_rows, dev) if not np.isnan(d)]
+    dev = dev[~np.isnan(dev)]
     low = dev < t
     print(f"1. dev: {int(low.sum())} / {dev.size} = {100 * low.mean():.2f} % warned (bar <= 1.0 %)")
     for r, d in zip(dev_rows, dev):

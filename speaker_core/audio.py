@@ -313,27 +313,6 @@ def speech_seconds(wave: np.ndarray) -> float:
     return _words_span(wave.size, edge_silence(wave))
 
 
-def level_depth(wave: np.ndarray) -> float:
-    """How far the level of 16 kHz audio rises and falls within its words, in dB: the median, over 1 s windows every
-    0.5 s of the words' span, of the 90th minus the 10th percentile of its 25 ms frame levels (rule 49). Speech
-    swings with its syllables; a held note or a dense band much less.
-
-    >>> t = np.arange(16000 * 3) / 16000
-    >>> held = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    >>> syllables = held * (0.01 + np.sin(2 * np.pi * 2.5 * t) ** 2).astype(np.float32)   # 5 per second
-    >>> round(level_depth(held), 1), round(level_depth(syllables))
-    (0.0, 23)
-    """
-    db = frame_db(wave)
-    lead, tail = edge_silence(wave)
-    first = int(round(lead * SAMPLE_RATE)) // 160
-    last = db.size - int(round(tail * SAMPLE_RATE)) // 160
-    span = db[first:last] if last - first >= 2 else db   # no words found (a steady sound): the whole clip
-    starts = range(0, max(1, span.size - 100 + 1), 50)
-    depths = [np.subtract(*np.percentile(span[s:s + 100], [90, 10])) for s in starts]
-    return float(np.median(depths))
-
-
 def word_parts(wave: np.ndarray, seconds: float, cut: str = "time") -> list[np.ndarray]:
     """The clip's words (first to last word frame, as ``speech_seconds``) cut into ``floor(span / seconds)`` parts
     when that is 2 or more; otherwise the clip itself. A checkpoint with ``meta["scoring"]`` scores a pair as the

@@ -36,7 +36,8 @@ import gradio as gr
 
 from . import projection
 from .api import DEFAULT_MODEL, Recognizer, available_models, load_model
-from .audio import MAX_SECONDS, NO_SPEECH_FRACTION, AudioError, Clip, frame_db, load_clip, require_speech
+from .audio import (MAX_SECONDS, NO_SPEECH_FRACTION, AudioError, Clip, NoSpeechError, SilentAudioError, file_duration,
+                    frame_db, load_clip, require_speech)
 from .checkpoint import CheckpointError
 from .gallery import (MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, earlier_copies,
                       enrollment_consistency, normalize_name)
@@ -296,6 +297,11 @@ def read_clip(audio, what: str, max_seconds: float = MAX_SECONDS) -> Clip:
             raise UserError(f"{what}: the file is {size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB.")
     try:
         return require_speech(load_clip(src, max_seconds=max_seconds))   # faint noise must never "match" anybody
+    except (NoSpeechError, SilentAudioError) as e:   # the words may come after the part that is used
+        seconds = file_duration(src) if isinstance(src, str) else None
+        later = (f" Only the first {max_seconds:g} s of this {seconds:.0f} s recording are used: if the speech "
+                 "comes later, trim the file so that it starts there." if seconds and seconds > max_seconds else "")
+        raise UserError(f"{what}: {e}{later}") from None
     except AudioError as e:
         raise UserError(f"{what}: {e}") from None
 

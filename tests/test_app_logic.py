@@ -293,6 +293,24 @@ def test_verify_bad_audio_is_a_clear_error(studio, clips, key, message):
     assert "Clip A" in str(e.value) and "Traceback" not in str(e.value)
 
 
+@pytest.mark.parametrize("before", ["faint", "zeros"])
+def test_speech_after_the_used_seconds_is_explained(studio, tmp_path, before):
+    """Only the first max_seconds of a clip are used: when the words come after them, the refusal says so, and the
+    same audio within the limit is scored; a short clip refused as no speech gets no such note."""
+    wave, sr = sf.read(EX / "so0049_a.wav", dtype="float32")
+    n = int((studio.settings.max_seconds + 1) * sr)
+    lead = np.random.default_rng(0).normal(0, 0.001, n).astype(np.float32) if before == "faint" else np.zeros(n, np.float32)
+    sf.write(tmp_path / "late.wav", np.concatenate([lead, wave]), sr)
+    with pytest.raises(gr.Error, match=r"Only the first 6 s of this 11 s recording are used: if the speech comes later"):
+        studio.verify(str(tmp_path / "late.wav"), ex("so0049_b.wav"))
+    sf.write(tmp_path / "soon.wav", np.concatenate([lead[: sr], wave]), sr)
+    assert "score" in studio.verify(str(tmp_path / "soon.wav"), ex("so0049_b.wav"))[0]
+    sf.write(tmp_path / "faint.wav", lead[: 3 * sr], sr)
+    with pytest.raises(gr.Error) as e:
+        studio.verify(str(tmp_path / "faint.wav"), ex("so0049_b.wav"))
+    assert "Only the first" not in str(e.value)
+
+
 def test_verify_missing_audio(studio):
     with pytest.raises(gr.Error, match="Clip A: no audio"):
         studio.verify(None, ex("so0049_b.wav"))

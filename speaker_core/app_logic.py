@@ -40,7 +40,7 @@ from .audio import (MAX_SECONDS, NO_SPEECH_FRACTION, AudioError, Clip, NoSpeechE
                     frame_db, load_clip, require_speech)
 from .checkpoint import CheckpointError
 from .gallery import (MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, earlier_copies,
-                      enrollment_consistency, normalize_name)
+                      enrollment_consistency, normalize_name, voiceprint_of)
 from .scoring import DEFAULT_THRESHOLD, calibration_samples
 from .views import (decision_html, empty_html, facts_html, failed_html, gallery_html, model_card_markdown,
                     ranking_plot, score_plot, stricter_threshold, voiceprint_html)
@@ -608,6 +608,9 @@ class Studio:
         facts = [clip_facts(clip_a, "A: " + _label_of(_path_of(audio_a), "clip A"), ms, cut_edges(model)),
                  clip_facts(clip_b, "B: " + _label_of(_path_of(audio_b), "clip B"), ms, cut_edges(model))]
         facts[0]["parts"], facts[1]["parts"] = len(pa), len(pb)
+        if earlier_copies([voiceprint_of(pb)], [voiceprint_of(pa)]) == [-1]:   # as enrollment counts a copy once
+            facts[1]["warnings"].append("the same recording as clip A: a recording always matches itself, so this "
+                                        "score says nothing about the voice; compare two different recordings")
         result = {"score": round(score, 4), "same_speaker": bool(score >= threshold),
                   "threshold": round(threshold, 4), "scale": model.scale, "model": name, "clips": facts,
                   "min_speech_s": min(f["speech_s"] for f in facts),

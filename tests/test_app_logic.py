@@ -311,6 +311,18 @@ def test_speech_after_the_used_seconds_is_explained(studio, tmp_path, before):
     assert "Only the first" not in str(e.value)
 
 
+def test_the_same_recording_twice_is_flagged(studio, tmp_path):
+    """Comparing a recording with itself (here a FLAC copy of the WAV) scores at the top whatever the voice: the
+    result says so. Two different recordings of one speaker get no such note."""
+    wave, sr = sf.read(EX / "so0049_a.wav", dtype="float32")
+    sf.write(tmp_path / "copy.flac", wave, sr)
+    result, _, _, facts = studio.verify(ex("so0049_a.wav"), str(tmp_path / "copy.flac"))
+    assert any(w.startswith("B: copy.flac: the same recording as clip A") for w in result["warnings"])
+    assert "the same recording as clip A" in facts
+    other = studio.verify(ex("so0049_a.wav"), ex("so0049_b.wav"))[0]
+    assert not any("same recording" in w for w in other["warnings"])
+
+
 def test_verify_missing_audio(studio):
     with pytest.raises(gr.Error, match="Clip A: no audio"):
         studio.verify(None, ex("so0049_b.wav"))

@@ -768,6 +768,11 @@ class Studio:
         best, ranking = gallery.identify(emb, top_k=top_k, threshold=threshold, model_name=model_id,
                                          scorer=model.compare_many)
         notes = clip_warnings(clip, self.settings.max_seconds, cut_edges(model))
+        names, enrolled = gallery.clip_embeddings()
+        hit = next((n for n, e in zip(names, enrolled) if earlier_copies([emb], [e]) == [-1]), None)
+        if hit is not None:   # a clip always matches itself
+            notes.append(f"this recording is one of {hit}'s enrolled clips, and a recording always "
+                         "matches itself: identify a recording that was not enrolled")
         for w in notes:
             warn(f"Clip: {w}")
         rank = [{"speaker": m.name, "score": round(m.score, 4)} for m in ranking]

@@ -415,10 +415,20 @@ def test_identify_finds_the_right_speaker(studio):
     for spk in ["librispeech-1578", "speechocean-9624", "cv-fa-54db74ed", "cv-tw-a84d1065"]:
         result, decision, *_ = studio.identify(refs(spk)[2], None, None, 5, state)
         assert result["ranking"][0]["speaker"] == spk
+        assert not any("enrolled clips" in w for w in result["warnings"])
         # the score is read against the checkpoint's clip-against-voiceprint trials (the shipped ones have them)
         assert ("3-clip voiceprints of held-out speakers" in decision) == has_prints
     if TRAINED and not os.environ.get("SPEAKER_TEST_CHECKPOINTS"):
         assert has_prints
+
+
+def test_identifying_an_enrolled_recording_says_so(studio, tmp_path):
+    """A query that is one of the enrolled clips (here a FLAC copy of it) matches itself: the answer says so."""
+    *_, state = studio.enroll("O'Brien", refs("speechocean-9624")[:2], None, False, None, None)
+    wave, sr = sf.read(refs("speechocean-9624")[1], dtype="float32")
+    sf.write(tmp_path / "again.flac", wave, sr)
+    result, *_ = studio.identify(str(tmp_path / "again.flac"), None, None, 5, state)
+    assert "this recording is one of O'Brien's enrolled clips" in " ".join(result["warnings"])
 
 
 @needs_trained

@@ -706,11 +706,17 @@ class Studio:
             embs.append(model.embed_clip(clip))
             durations.append(round(clip.duration, 3))
             labels.append(what)
-        stored = gallery.clip_embeddings(name)[1] if exists else []
+        own, stored = gallery.clip_embeddings(name) if exists else ([], [])
+        everyone = list(zip(*gallery.clip_embeddings()))
         keep = []
         for i, j in enumerate(earlier_copies(embs, stored)):
             if j is None:
                 keep.append(i)
+                other = next((nm for nm, e in everyone if nm not in own and earlier_copies([embs[i]], [e]) == [-1]),
+                             None)
+                if other is not None:   # one recording under two names: both voiceprints would match it
+                    notes.append(f"{labels[i]}: the same audio as a clip enrolled for {other}; it was added, so if "
+                                 f"the recording is not of {name}, delete {name} and enroll again without it")
             else:
                 same = f"a clip already in {name}'s voiceprint" if j < 0 else f"clip {j + 1}"
                 notes.append(f"{labels[i]}: the same audio as {same}, so it was not added again")

@@ -422,6 +422,16 @@ def test_identify_finds_the_right_speaker(studio):
         assert has_prints
 
 
+def test_one_recording_enrolled_under_two_names_is_noted(studio):
+    """The same audio enrolled for a second person is added with a note naming the first; other clips get none."""
+    *_, state = studio.enroll("Ann", refs("speechocean-9624")[:1], None, False, None, None)
+    res, _, status, state = studio.enroll("Bea", refs("speechocean-9624")[:2], None, False, None, state)
+    noted = [w for w in res["warnings"] if "enrolled for Ann" in w]
+    assert res["clips"] == 2 and len(noted) == 1 and noted[0].startswith("Clip 1 ")
+    res, *_ = studio.enroll("Cy", refs("librispeech-1578")[:1], None, False, None, state)
+    assert not any("enrolled for" in w for w in res["warnings"])
+
+
 def test_identifying_an_enrolled_recording_says_so(studio, tmp_path):
     """A query that is one of the enrolled clips (here a FLAC copy of it) matches itself: the answer says so."""
     *_, state = studio.enroll("O'Brien", refs("speechocean-9624")[:2], None, False, None, None)

@@ -40,7 +40,7 @@ from .audio import (MAX_SECONDS, NO_SPEECH_FRACTION, AudioError, Clip, NoSpeechE
                     frame_db, load_clip, require_speech)
 from .checkpoint import CheckpointError
 from .gallery import (MAX_IMPORT_BYTES, Gallery, GalleryError, display_name, earlier_copies,
-                      enrollment_consistency, normalize_name, voiceprint_of)
+                      enrollment_consistency, normalize_name, same_audio, voiceprint_of)
 from .scoring import DEFAULT_THRESHOLD, calibration_samples
 from .views import (decision_html, empty_html, facts_html, failed_html, gallery_html, model_card_markdown,
                     ranking_plot, score_plot, stricter_threshold, voiceprint_html)
@@ -608,7 +608,7 @@ class Studio:
         facts = [clip_facts(clip_a, "A: " + _label_of(_path_of(audio_a), "clip A"), ms, cut_edges(model)),
                  clip_facts(clip_b, "B: " + _label_of(_path_of(audio_b), "clip B"), ms, cut_edges(model))]
         facts[0]["parts"], facts[1]["parts"] = len(pa), len(pb)
-        if earlier_copies([voiceprint_of(pb)], [voiceprint_of(pa)]) == [-1]:   # as enrollment counts a copy once
+        if same_audio(voiceprint_of(pb), [voiceprint_of(pa)]) is not None:   # as enrollment counts a copy once
             facts[1]["warnings"].append("the same recording as clip A: a recording always matches itself, so this "
                                         "score says nothing about the voice; compare two different recordings")
         result = {"score": round(score, 4), "same_speaker": bool(score >= threshold),
@@ -707,16 +707,15 @@ class Studio:
             durations.append(round(clip.duration, 3))
             labels.append(what)
         own, stored = gallery.clip_embeddings(name) if exists else ([], [])
-        everyone = list(zip(*gallery.clip_embeddings()))
+        others = [(nm, e) for nm, e in zip(*gallery.clip_embeddings()) if nm not in own]
         keep = []
         for i, j in enumerate(earlier_copies(embs, stored)):
             if j is None:
                 keep.append(i)
-                other = next((nm for nm, e in everyone if nm not in own and earlier_copies([embs[i]], [e]) == [-1]),
-                             None)
-                if other is not None:   # one recording under two names: both voiceprints would match it
-                    notes.append(f"{labels[i]}: the same audio as a clip enrolled for {other}; it was added, so if "
-                                 f"the recording is not of {name}, delete {name} and enroll again without it")
+                k = same_audio(embs[i], [e for _, e in others])
+                if k is not None:   # one recording under two names: both voiceprints would match it
+                    notes.append(f"{labels[i]}: the same audio as a clip enrolled for {others[k][0]}; it was added, "
+                                 f"so if the recording is not of {name}, delete {name} and enroll again without it")
             else:
                 same = f"a clip already in {name}'s voiceprint" if j < 0 else f"clip {j + 1}"
                 notes.append(f"{labels[i]}: the same audio as {same}, so it was not added again")
@@ -775,9 +774,9 @@ class Studio:
                                          scorer=model.compare_many)
         notes = clip_warnings(clip, self.settings.max_seconds, cut_edges(model))
         names, enrolled = gallery.clip_embeddings()
-        hit = next((n for n, e in zip(names, enrolled) if earlier_copies([emb], [e]) == [-1]), None)
-        if hit is not None:   # a clip always matches itself
-            notes.append(f"this recording is one of {hit}'s enrolled clips, and a recording always "
+        k = same_audio(emb, enrolled)
+        if k is not None:   # a clip always matches itself
+            notes.append(f"this recording is one of {names[k]}'s enrolled clips, and a recording always "
                          "matches itself: identify a recording that was not enrolled")
         for w in notes:
             warn(f"Clip: {w}")

@@ -128,6 +128,17 @@ def voiceprint_of(clips: np.ndarray) -> np.ndarray:
     return (mean / n).astype(np.float32)
 
 
+def same_audio(embedding, stored) -> int | None:
+    """Index of the first of ``stored`` unit embeddings that is the same audio as ``embedding``, or None.
+
+    >>> same_audio(np.eye(3)[1], np.eye(3)), same_audio(np.ones(3) / np.sqrt(3), np.eye(3))
+    (1, None)
+    """
+    e = np.asarray(embedding, np.float32)
+    return next((j for j, x in enumerate(stored) if float(np.dot(e, np.asarray(x, np.float32))) >= SAME_AUDIO_COSINE),
+                None)
+
+
 def earlier_copies(new, stored=()) -> list[int | None]:
     """For each new unit embedding: None when its audio is new, -1 when it is already among ``stored``, or the
     index of an earlier new embedding of the same audio. Only the None ones belong in a voiceprint.
@@ -136,11 +147,11 @@ def earlier_copies(new, stored=()) -> list[int | None]:
     >>> earlier_copies([a, b, a], stored=[b])
     [None, -1, 0]
     """
-    seen = [(-1, np.asarray(e, np.float32)) for e in stored]
+    seen = [(-1, e) for e in stored]
     out: list[int | None] = []
     for i, e in enumerate(new):
-        e = np.asarray(e, np.float32)
-        out.append(next((j for j, x in seen if float(np.dot(e, x)) >= SAME_AUDIO_COSINE), None))
+        k = same_audio(e, [x for _, x in seen])
+        out.append(None if k is None else seen[k][0])
         if out[-1] is None:
             seen.append((i, e))
     return out

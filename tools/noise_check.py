@@ -1,0 +1,126 @@
+"""Rule 50: how much does noise in one clip cost the default, and does ``audio.snr_db`` tell noisy clips?
+
+    python tools/noise_check.py [--checkpoint checkpoints/ecapa-speakernet-fusion.pt]
+
+1. Scores every dev trial (``evaluate``'s list) with its second clip at a true speech-to-noise ratio of 20, 15, 10,
+   5 and 0 dB (white noise on even items, babble of training speech on odd ones) and prints the pooled false
+   rejects and accepts at the calibrated threshold. T_true = the highest level where the misses double.
+2. T = the median ``snr_db`` of 400 training clips with noise at T_true.
+3. The bars of tools/rules/rule50.txt: clean dev clips under T, dev clips at T_true - 5 dB under T, bundled speech
+   under T.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from speaker_core.api import edges_of, load_model, window_of  # noqa: E402
+from speaker_core.audio import MAX_SECONDS, frame_db, load_clip, snr_db, word_frames  # noqa: E402
+from speaker_core.augment import babble_noise, colored_noise  # noqa: E402
+from speaker_core.data import load_wave, read_manifest  # noqa: E402
+from speaker_core.evaluate import (embed_parts, embed_waves, evaluate_embeddings, items_from_manifest,  # noqa: E402
+                                   items_with_trials)
+from speaker_core.scoring import part_cut_of, parts_of, score_norm_of  # noqa: E402
+
+LEVELS = (20, 15, 10, 5, 0)
+
+
+def word_power(wave: np.ndarray) -> float:
+    """Mean power of the clip's word frames (all frames when none is found)."""
+    db = frame_db(wave).astype(np.float64)
+    words = word_frames(wave)
+    return float(np.mean(10.0 ** (db[words if words.any() else slice(None)] / 10.0)))
+
+
+def noisy(waves, level: float, sources, seed: int = 0) -> list[np.ndarray]:
+    """Each wave plus noise at ``level`` dB below its word power: white on even indices, babble on odd ones."""
+    out = []
+    for i, w in enumerate(waves):
+        rng = np.random.RandomState(seed * 100003 + i)
+        n = (colored_noise(len(w), rng, 0.0) if i % 2 == 0 else babble_noise(len(w), rng, sources)).numpy()
+        out.append((w + n * np.sqrt(word_power(w) / 10.0 ** (level / 10.0))).astype(np.float32))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "ecapa-speakernet-fusion.pt"))
+    ap.add_argument("--train", default=str(ROOT / "data" / "train.jsonl"))
+    ap.add_argument("--dev", default=str(ROOT / "data" / "dev.jsonl"))
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    t0 = time.time()
+    rec = load_model(a.checkpoint)
+    model = rec if hasattr(rec, "members") else rec.net
+    kw = dict(window=None if hasattr(rec, "members") else window_of(rec.meta),
+              edges=None if hasattr(rec, "members") else edges_of(rec.meta))
+    norm, parts, cut_by = score_norm_of(rec.meta, rec.emb_dim), parts_of(rec.meta), part_cut_of(rec.meta)
+    thr = float(rec.threshold)
+
+    train_rows = read_manifest(a.train)
+    pick = np.random.RandomState(0).permutation(len(train_rows))
+    pool = [load_wave(train_rows[i]["audio_filepath"]) for i in pick[:300]]
+    sources = lambda rng: pool[rng.randint(len(pool))]   # noqa: E731
+
+    items, waves, trials = items_with_trials(items_from_manifest(a.dev))
+    print(f"dev: {len(items)} items, {sum(len(t) for t in trials.values())} trials; threshold {thr:.3f}", flush=True)
+
+    def embed(ws):
+        e = embed_waves(model, ws, **kw)
+        return e, (embed_parts(model, ws, parts, emb=e, cut_by=cut_by, **kw) if parts else None)
+
+    emb, pa = embed(waves)
+    rows = {}
+    for level in (None,) + LEVELS:
+        wb = waves if level is None else noisy(waves, level, sources)
+        eb, pb = (emb, pa) if level is None else embed(wb)
+        res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=eb, parts=pa, parts_b=pb)
+        pt, pn = scores["pooled"]
+        rows[level] = (100 * np.mean(pt < thr), 100 * np.mean(pn >= thr), 100 * res["pooled"]["eer"],
+                       100 * res["mean_set_eer"], np.median([snr_db(w) for w in wb]))
+        fr, fa, eer, mean, med = rows[level]
+        print(f"second clip {'clean' if level is None else f'at {level:2d} dB'}: FR {fr:5.2f} %  FA {fa:5.2f} %  "
+              f"pooled EER {eer:5.2f}  mean EER {mean:5.2f}  median snr_db {med:5.1f}  ({time.time() - t0:.0f} s)",
+              flush=True)
+    fr0 = rows[None][0]
+    doubled = [lv for lv in LEVELS if rows[lv][0] >= 2 * fr0]
+    if not doubled:
+        print(f"no level doubles the misses ({fr0:.2f} %): rule 50 fails, no warning")
+        return
+    t_true = max(doubled)
+    train_waves = [load_wave(train_rows[i]["audio_filepath"]) for i in pick[300:700]]
+    t = float(np.median([snr_db(w) for w in noisy(train_waves, t_true, sources, seed=1)]))
+    print(f"T_true = {t_true} dB (FR {rows[t_true][0]:.2f} % against {fr0:.2f} % clean); "
+          f"T = {t:.2f} dB (median snr_db of 400 training clips at {t_true} dB)")
+
+    def app_snr(path):
+        return snr_db(load_clip(path, max_seconds=MAX_SECONDS).wave)
+
+    files = sorted({it["path"] for it in items})
+    clean = np.array([app_snr(p) for p in files])
+    low = clean < t
+    print(f"1. clean dev files under T: {int(low.sum())} / {clean.size} = {100 * low.mean():.2f} % (bar <= 2 %); "
+          f"percentiles 1/5/50: {' / '.join(f'{x:.1f}' for x in np.percentile(clean, [1, 5, 50]))} dB")
+    for p, s in zip(files, clean):
+        if s < t:
+            print(f"     {p.split('speech/')[-1]}  {s:.1f} dB")
+    at = np.array([snr_db(w) for w in noisy(waves, t_true - 5, sources)])
+    print(f"2. dev items at {t_true - 5} dB under T: {100 * np.mean(at < t):.2f} % (bar >= 90 %); "
+          f"white {100 * np.mean(at[0::2] < t):.1f} %, babble {100 * np.mean(at[1::2] < t):.1f} %")
+    assets = sorted((ROOT / "assets" / "examples").glob("*.wav")) + sorted((ROOT / "assets" / "reference").glob("*.flac"))
+    got = {p.name: app_snr(p) for p in assets}
+    warned = [f"{n} {s:.1f}" for n, s in got.items() if s < t]
+    print(f"3. bundled speech under T: {len(warned)} / {len(got)} (bar: none); lowest {min(got.values()):.1f} dB "
+          f"{warned}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,9 @@
 2. T = the median ``snr_db`` of 400 training clips with noise at T_true.
 3. The bars of tools/rules/rule50.txt: clean dev clips under T, dev clips at T_true - 5 dB under T, bundled speech
    under T.
+
+With ``--pairs T``: rule 51's pair warning instead (tools/rules/rule51.txt), with rule 50's T: how often it fires on
+dev trials, clean and with the second clip noisy, and on the app's example pairs. Embeds nothing.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from speaker_core.api import edges_of, load_model, window_of  # noqa: E402
-from speaker_core.audio import MAX_SECONDS, frame_db, load_clip, snr_db, word_frames  # noqa: E402
+from speaker_core.audio import MAX_SECONDS, AudioError, frame_db, load_clip, snr_db, word_frames  # noqa: E402
 from speaker_core.augment import babble_noise, colored_noise  # noqa: E402
 from speaker_core.data import load_wave, read_manifest  # noqa: E402
 from speaker_core.evaluate import (embed_parts, embed_waves, evaluate_embeddings, items_from_manifest,  # noqa: E402
@@ -55,8 +58,11 @@ def main() -> None:
     ap.add_argument("--train", default=str(ROOT / "data" / "train.jsonl"))
     ap.add_argument("--dev", default=str(ROOT / "data" / "dev.jsonl"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pairs", type=float, default=None, metavar="T", help="rule 51 with this T (rule 50's)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.pairs is not None:
+        return pair_rule(a, a.pairs)
     t0 = time.time()
     rec = load_model(a.checkpoint)
     model = rec if hasattr(rec, "members") else rec.net
@@ -84,8 +90,8 @@ def main() -> None:
         eb, pb = (emb, pa) if level is None else embed(wb)
         res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=eb, parts=pa, parts_b=pb)
         pt, pn = scores["pooled"]
-        rows[level] = (100 * np.mean(pt < thr), 100 * np.mean(pn >= thr), 100 * res["pooled"]["eer"],
-                       100 * res["mean_set_eer"], np.median([snr_db(w) for w in wb]))
+        rows[level] = (100 * np.mean(pt < thr), 100 * np.mean(pn >= thr), res["pooled"]["eer"],
+                       res["mean_set_eer"], np.median([snr_db(w) for w in wb]))
         fr, fa, eer, mean, med = rows[level]
         print(f"second clip {'clean' if level is None else f'at {level:2d} dB'}: FR {fr:5.2f} %  FA {fa:5.2f} %  "
               f"pooled EER {eer:5.2f}  mean EER {mean:5.2f}  median snr_db {med:5.1f}  ({time.time() - t0:.0f} s)",
@@ -102,10 +108,16 @@ def main() -> None:
           f"T = {t:.2f} dB (median snr_db of 400 training clips at {t_true} dB)")
 
     def app_snr(path):
-        return snr_db(load_clip(path, max_seconds=MAX_SECONDS).wave)
+        """NaN for a clip the app refuses before any warning (silent, under 0.25 s)."""
+        try:
+            return snr_db(load_clip(path, max_seconds=MAX_SECONDS).wave)
+        except AudioError:
+            return float("nan")
 
     files = sorted({it["path"] for it in items})
     clean = np.array([app_snr(p) for p in files])
+    print(f"   ({int(np.isnan(clean).sum())} dev files refused by the app as they are, left out)")
+    files, clean = [p for p, s in zip(files, clean) if not np.isnan(s)], clean[~np.isnan(clean)]
     low = clean < t
     print(f"1. clean dev files under T: {int(low.sum())} / {clean.size} = {100 * low.mean():.2f} % (bar <= 2 %); "
           f"percentiles 1/5/50: {' / '.join(f'{x:.1f}' for x in np.percentile(clean, [1, 5, 50]))} dB")
@@ -120,6 +132,40 @@ def main() -> None:
     warned = [f"{n} {s:.1f}" for n, s in got.items() if s < t]
     print(f"3. bundled speech under T: {len(warned)} / {len(got)} (bar: none); lowest {min(got.values()):.1f} dB "
           f"{warned}")
+
+
+def mismatched(snr_a: float, snr_b: float, t: float, gap: float = 10.0) -> bool:
+    """Rule 51: the noisier clip under ``t`` and at least ``gap`` dB noisier than the other."""
+    lo, hi = sorted((snr_a, snr_b))
+    return bool(lo < t and hi - lo >= gap)
+
+
+def pair_rule(a, t: float) -> None:
+    train_rows = read_manifest(a.train)
+    pick = np.random.RandomState(0).permutation(len(train_rows))
+    pool = [load_wave(train_rows[i]["audio_filepath"]) for i in pick[:300]]
+    sources = lambda rng: pool[rng.randint(len(pool))]   # noqa: E731
+    items, waves, trials = items_with_trials(items_from_manifest(a.dev))
+    tr = np.concatenate([np.asarray(v, dtype=np.int64) for v in trials.values()])
+    clean = np.array([snr_db(w) for w in waves])
+
+    def rate(snr_b, rows=slice(None)):
+        x = tr[rows]
+        return 100 * np.mean([mismatched(clean[i], snr_b[j], t) for i, j, _ in x])
+
+    print(f"{len(tr)} dev trials; T = {t:.2f} dB, gap 10 dB")
+    print(f"1. clean trials warned: {rate(clean):.2f} % (bar <= 2 %); target {rate(clean, tr[:, 2] == 1):.2f} %, "
+          f"non-target {rate(clean, tr[:, 2] == 0):.2f} %")
+    for level, bar in ((20, 50), (15, None), (10, 80), (5, None), (0, None)):
+        snr_b = np.array([snr_db(w) for w in noisy(waves, level, sources)])
+        odd = tr[:, 1] % 2 == 1
+        print(f"2. second clip at {level:2d} dB warned: {rate(snr_b):.2f} %" + (f" (bar >= {bar} %)" if bar else "")
+              + f"; white noise {rate(snr_b, ~odd):.1f} %, babble {rate(snr_b, odd):.1f} %", flush=True)
+    from speaker_core.app_logic import example_paths
+    rows, labels = example_paths()
+    for (pa, pb), label in zip(rows, labels):
+        sa, sb = (snr_db(load_clip(p, max_seconds=MAX_SECONDS).wave) for p in (pa, pb))
+        print(f"3. {label}: {sa:.1f} / {sb:.1f} dB {'WARNED' if mismatched(sa, sb, t) else 'not warned'}")
 
 
 if __name__ == "__main__":

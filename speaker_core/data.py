@@ -19,7 +19,7 @@ import random
 import sys
 import zipfile
 from collections import defaultdict
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -453,11 +453,23 @@ class TrainDataset(torch.utils.data.Dataset):
     (pitch, formants and tempo together) and labelled as a new speaker, ``label_id + (k + 1) * len(labels)``
     for the k-th speed, so the classifier has ``len(labels) * (1 + len(speaker_speeds))`` classes
     (``class_labels``).
+
+    Source noise: with probability ``p_source_noise`` a crop gets noise (``source_noise(n, rng)``, unit RMS) at a
+    ratio drawn from ``source_snr`` dB below the power of its samples that came from the recording, and only on
+    those: not on the ``pad_samples`` of canonical padding at each end of an edged clip. That is a noisy recording
+    as the app embeds it (``audio.canonical_edges`` pads it with the same quiet noise as a clean one), which the
+    augmentation chain's noise over the whole crop never shows (rule 52).
     """
 
     def __init__(self, rows: Sequence[dict], cache: AudioCache, labels: Optional[List[str]] = None,
                  seed: int = 0, augment=None, default_crop_sec: float = 3.0,
-                 speaker_speeds: Sequence[float] = (), p_speaker_speed: float = 0.0):
+                 speaker_speeds: Sequence[float] = (), p_speaker_speed: float = 0.0,
+                 source_noise: Optional[Callable] = None, p_source_noise: float = 0.0,
+                 source_snr: Sequence[float] = (5.0, 30.0), pad_samples: int = 0):
+        if not 0.0 <= p_source_noise <= 1.0 or (p_source_noise and source_noise is None):
+            raise ValueError(f"p_source_noise must be in [0, 1] and needs a noise source, not {p_source_noise}")
+        self.source_noise, self.p_source_noise = source_noise, float(p_source_noise)
+        self.source_snr, self.pad_samples = tuple(float(v) for v in source_snr), int(pad_samples)
         self.speaker_speeds = tuple(float(f) for f in speaker_speeds)
         self.p_speaker_speed = float(p_speaker_speed) if self.speaker_speeds else 0.0
         # a copy at speed 1.0 (or two copies at one speed) would be the same voice under two labels
@@ -486,6 +498,25 @@ class TrainDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def noisy_source(self, w: torch.Tensor, clip_len: int, centre: float) -> torch.Tensor:
+        """``w`` (a crop centred at ``centre`` of a ``clip_len``-sample clip) with source noise on the samples
+        that are not canonical padding."""
+        m, p = w.shape[0], self.pad_samples
+        inner = np.zeros(clip_len, np.float32)
+        inner[p:max(p, clip_len - p)] = 1.0
+        if clip_len <= m:
+            mask = tile_to(inner, m)
+        else:
+            s = int(round(centre - m / 2))
+            mask = inner[s:s + m]
+        mask = torch.from_numpy(np.ascontiguousarray(mask))
+        if float(mask.sum()) < 160:   # under 10 ms of the recording in this crop
+            return w
+        power = w[mask > 0].pow(2).mean()
+        snr = self._rng.uniform(*self.source_snr)
+        noise = self.source_noise(m, self._rng)
+        return w + mask * noise * torch.sqrt(power / 10.0 ** (snr / 10.0))
+
     def __getitem__(self, item):
         if isinstance(item, tuple):
             i, n = item
@@ -497,8 +528,11 @@ class TrainDataset(torch.utils.data.Dataset):
             k = self._rng.randint(len(self.speaker_speeds))
         f = self.speaker_speeds[k] if k >= 0 else 1.0
         # crop before converting: clips can be long; a sped-up copy needs n * f source samples to fill n
-        x, centre = _crop(self.cache.get_int16(i), int(round(n * f)), self._rng)
+        clip = self.cache.get_int16(i)
+        x, centre = _crop(clip, int(round(n * f)), self._rng)
         w = torch.from_numpy(int16_to_float(x))
+        if self.p_source_noise and self._rng.rand() < self.p_source_noise:
+            w = self.noisy_source(w, clip.size, centre)
         if k >= 0:
             w = fit_length(resample_speed(w, f), n, self._rng)
             y += (k + 1) * len(self.labels)

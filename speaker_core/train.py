@@ -54,7 +54,9 @@ DEFAULTS = {
     "init_head": "prototypes",   # with init: "prototypes" (mean training embedding per speaker) or "random"
     "model": {"preset": "speakernet-m", "decoder": {}, "spec_augment": True},
     "data": {"train": "data/train.jsonl", "dev": "data/dev.jsonl", "cache_dir": "data",
-             "crop_min": 2.0, "crop_max": 3.0, "max_visits": 4, "num_workers": 0, "edges": None},
+             "crop_min": 2.0, "crop_max": 3.0, "max_visits": 4, "num_workers": 0, "edges": None,
+             # rule 52: noise in the recording only, not on the canonical padding (data.TrainDataset)
+             "p_source_noise": 0.0, "source_snr": [5.0, 30.0]},
     "augment": {"enabled": True},
     "teacher": {"path": None, "weight": 0.0},
     # silence consistency: a share of each batch is embedded again between quiet edges (augment.quiet_pad of
@@ -481,8 +483,14 @@ def train(cfg: dict, resume: bool = False) -> dict:
     # training device (speaker_core.augment.BatchAugmenter; the loader then only crops)
     batch_aug = BatchAugmenter.from_config(cfg.get("augment"))
     aug = None if batch_aug else Augmenter.from_config(cfg.get("augment"), babble_source=babble_source)
+    p_source = float(dc.get("p_source_noise", 0.0))
+    if p_source and aug is None:
+        raise ValueError("data.p_source_noise needs the per-clip augmentation (augment.mode clip, enabled)")
     ds = TrainDataset(train_rows, cache, labels=labels, seed=seed, augment=aug,
-                      speaker_speeds=dc.get("speaker_speeds") or (), p_speaker_speed=dc.get("p_speaker_speed", 0.0))
+                      speaker_speeds=dc.get("speaker_speeds") or (), p_speaker_speed=dc.get("p_speaker_speed", 0.0),
+                      source_noise=aug.noise if p_source else None, p_source_noise=p_source,
+                      source_snr=dc.get("source_snr", (5.0, 30.0)),
+                      pad_samples=int(round(edges["pad"] * 16000)) if edges else 0)
     sampler = CropBatchSampler([cache.length(i) / 16000 for i in range(len(cache))], cfg["batch_size"],
                                dc["crop_min"], dc["crop_max"], seed=seed, max_visits=dc.get("max_visits", 4),
                                num_replicas=world, rank=rank)

@@ -105,8 +105,11 @@ opposite. The Verify plot shows both score distributions from that calibration s
 say, 2.4 can be read against them: how many same-speaker pairs scored lower, how many
 different-speaker pairs scored higher.
 
-**Quality matters.** Scores from very short (< 2 s), mostly silent, clipped or noisy clips are
-unreliable; the app warns about each. Clips longer than 30 s are truncated. A nearly silent clip
+**Quality matters.** Scores from very short (< 2 s), mostly silent or clipped clips are
+unreliable; the app warns about each. **Noise in one clip only** costs the most, and the app cannot
+yet tell it reliably: with noise 20 dB under the speech in one clip of each held-out pair, the
+default rejected 49 % of same-speaker pairs (7 % with both clips clean). Record both clips in
+similar, quiet surroundings. Clips longer than 30 s are truncated. A nearly silent clip
 is rejected outright, and so is a steady tone, hum or noise. **Silence around the words** matters in
 practice: a recording holds more of it than a file cut to the words. Both shipped models cut each
 edge's silence to 0.2 s and pad every clip with the same 1.5 s of quiet noise before embedding, so
@@ -195,7 +198,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
             # ---------------------------------------------------------------- Verify
             with gr.Tab("Verify", id="verify"):
                 gr.Markdown("Are these two clips the same speaker? Record or upload two clips "
-                            "(2-30 s of speech each works best).")
+                            "(2-30 s of speech each, both in a quiet room, works best).")
                 with gr.Row(equal_height=True):
                     audio_a = gr.Audio(label="Clip A", elem_id="verify-a", **upload_first)
                     audio_b = gr.Audio(label="Clip B", elem_id="verify-b", **upload_first)

@@ -388,26 +388,6 @@ def level_spread(wave: np.ndarray) -> float:
     return max(float(np.diff(np.percentile(frame_db(x), [10, 99]))[0]) for x in (wave, pre))
 
 
-def snr_db(wave: np.ndarray) -> float:
-    """Estimated speech-to-noise ratio of 16 kHz audio in dB: the mean power of the loudest 10 % of 25 ms frames
-    (the voiced peaks of the words) over that of the quietest 10 % (the background between and around them), less
-    the background's own share of the loud frames. It needs no word detector, which noise defeats. It reads about
-    1 dB high on steady noise, whose quietest frames sit under its mean, and more on real speech, whose loudest
-    frames stand out from its mean. Capped at 99 dB (digital silence around the words).
-
-    >>> r = np.random.RandomState(0)
-    >>> t = np.arange(16000 * 2) / 16000
-    >>> words = (0.1 * np.sin(2 * np.pi * 700 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32)
-    >>> noise = r.standard_normal(words.size).astype(np.float32) * 0.1 / np.sqrt(2)   # as loud as the words
-    >>> [round(snr_db(words + noise * 10 ** (-s / 20))) for s in (20, 10, 5, 0)], snr_db(words)
-    ([21, 11, 6, 1], 99.0)
-    """
-    p = np.sort(10.0 ** (frame_db(wave).astype(np.float64) / 10.0))
-    k = max(1, p.size // 10)
-    ratio = p[-k:].mean() / max(p[:k].mean(), 1e-20) - 1.0
-    return float(min(99.0, 10.0 * np.log10(max(ratio, 1e-3))))
-
-
 def require_speech(clip: "Clip") -> "Clip":
     """Raise NoSpeechError for a clip of faint noise (see NO_SPEECH_FRACTION) or a steady signal with no speech
     in it (see STEADY_DB); return the clip otherwise."""

@@ -306,3 +306,40 @@ def test_cache_with_edges_holds_the_edged_clips_under_its_own_key(tmp_path):
     assert c.key == cache_key([str(p)], edges) != cache_key([str(p)])
     # the same files without edges do not reuse the edged samples
     assert AudioCache([str(p)], cache_path=base).length(0) == wave.size
+
+
+def test_source_noise_stays_off_the_canonical_padding():
+    """p_source_noise (rule 52): noise on the crop's samples that came from the recording, at a ratio within
+    source_snr of their power, and none on the canonical padding around it; off by default."""
+    from speaker_core.augment import colored_noise
+
+    pad = 16000
+
+    class Edged:
+        def __len__(self):
+            return 1
+
+        def get_int16(self, i):   # 1 s of quiet padding, 2 s of a loud tone, 1 s of padding
+            tone = (8000 * np.sin(2 * np.pi * 300 * np.arange(32000) / 16000)).astype(np.int16)
+            return np.concatenate([np.full(pad, 3, np.int16), tone, np.full(pad, 3, np.int16)])
+
+    clip = torch.from_numpy(Edged().get_int16(0).astype(np.float32) / 32768.0)
+    inner = np.zeros(clip.numel(), bool)
+    inner[pad:-pad] = True
+    rows = [{"audio_filepath": "a.wav", "label": "a", "corpus": "c"}]
+    ds = TrainDataset(rows, Edged(), seed=0, source_noise=lambda n, rng: colored_noise(n, rng, 0.0),
+                      p_source_noise=1.0, source_snr=(10.0, 10.0), pad_samples=pad)
+    for _ in range(10):   # a 2.5 s crop always holds some padding
+        w, _, _, centre = ds[(0, 40000)]
+        start = int(round(centre - 20000))
+        ref, m = clip[start:start + 40000], torch.from_numpy(inner[start:start + 40000])
+        added = w - ref
+        assert float(added[~m].abs().max()) == 0.0                       # the padding is untouched
+        snr = 10 * np.log10(float(ref[m].pow(2).mean() / added[m].pow(2).mean()))
+        assert abs(snr - 10.0) < 0.5, snr
+    plain = TrainDataset(rows, Edged(), seed=0)
+    w, _, _, centre = plain[(0, 40000)]
+    start = int(round(centre - 20000))
+    assert torch.equal(w, clip[start:start + 40000])
+    with pytest.raises(ValueError, match="p_source_noise"):
+        TrainDataset(rows, Edged(), p_source_noise=0.5)                  # no noise source

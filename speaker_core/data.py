@@ -502,13 +502,14 @@ class TrainDataset(torch.utils.data.Dataset):
         """``w`` (a crop centred at ``centre`` of a ``clip_len``-sample clip) with source noise on the samples
         that are not canonical padding."""
         m, p = w.shape[0], self.pad_samples
-        inner = np.zeros(clip_len, np.float32)
-        inner[p:max(p, clip_len - p)] = 1.0
-        if clip_len <= m:
+        if clip_len <= m:   # a short clip tiled to the crop: its pattern of padding repeats
+            inner = np.zeros(clip_len, np.float32)
+            inner[p:max(p, clip_len - p)] = 1.0
             mask = tile_to(inner, m)
-        else:
+        else:               # the crop's window of the clip, without building the whole clip's mask
             s = int(round(centre - m / 2))
-            mask = inner[s:s + m]
+            mask = np.zeros(m, np.float32)
+            mask[max(0, p - s):max(0, min(m, clip_len - p - s))] = 1.0
         mask = torch.from_numpy(np.ascontiguousarray(mask))
         if float(mask.sum()) < 160:   # under 10 ms of the recording in this crop
             return w

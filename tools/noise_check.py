@@ -95,6 +95,14 @@ def noisy(waves, level: float, sources, seed: int = 0, music: bool = False) -> l
     return out
 
 
+def babble_pool(train_manifest: str):
+    """The training rows, their seed-0 order, and babble sources drawn from the first 300 files of that order."""
+    rows = read_manifest(train_manifest)
+    pick = np.random.RandomState(0).permutation(len(rows))
+    pool = [load_wave(rows[i]["audio_filepath"]) for i in pick[:300]]
+    return rows, pick, lambda rng: pool[rng.randint(len(pool))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "ecapa-speakernet-fusion.pt"))
@@ -116,10 +124,7 @@ def main() -> None:
     norm, parts, cut_by = score_norm_of(rec.meta, rec.emb_dim), parts_of(rec.meta), part_cut_of(rec.meta)
     thr = float(rec.threshold)
 
-    train_rows = read_manifest(a.train)
-    pick = np.random.RandomState(0).permutation(len(train_rows))
-    pool = [load_wave(train_rows[i]["audio_filepath"]) for i in pick[:300]]
-    sources = lambda rng: pool[rng.randint(len(pool))]   # noqa: E731
+    train_rows, pick, sources = babble_pool(a.train)
 
     items, waves, trials = items_with_trials(items_from_manifest(a.dev))
     print(f"dev: {len(items)} items, {sum(len(t) for t in trials.values())} trials; threshold {thr:.3f}", flush=True)
@@ -188,10 +193,7 @@ def mismatched(snr_a: float, snr_b: float, t: float, gap: float = 10.0) -> bool:
 
 
 def pair_rule(a, t: float) -> None:
-    train_rows = read_manifest(a.train)
-    pick = np.random.RandomState(0).permutation(len(train_rows))
-    pool = [load_wave(train_rows[i]["audio_filepath"]) for i in pick[:300]]
-    sources = lambda rng: pool[rng.randint(len(pool))]   # noqa: E731
+    _, _, sources = babble_pool(a.train)
     items, waves, trials = items_with_trials(items_from_manifest(a.dev))
     tr = np.concatenate([np.asarray(v, dtype=np.int64) for v in trials.values()])
     clean = np.array([snr_db(w) for w in waves])

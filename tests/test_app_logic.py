@@ -212,9 +212,12 @@ def test_a_long_pair_offers_the_stricter_threshold_as_one_click(studio):
     assert ("stricter_threshold" in result) == has_long
     if has_long:
         t = result["stricter_threshold"]
-        assert t > result["threshold"] and studio.stricter_button(result)["visible"] is True
-        assert f"({t:.2f})" in studio.stricter_button(result)["value"] and studio.apply_stricter(result) == t
-        moved, decision, *_ = studio.redecide(result, t)            # the slider's change re-decides
+        # offered only where it is stricter than the threshold in use (the session-35 default's 1.76 is not)
+        assert studio.stricter_button(result)["visible"] is (t > result["threshold"])
+        low, *_ = studio.redecide(result, round(t - 0.5, 2))        # a user who lowered the slider
+        assert low["stricter_threshold"] == t and studio.stricter_button(low)["visible"] is True
+        assert f"({t:.2f})" in studio.stricter_button(low)["value"] and studio.apply_stricter(low) == t
+        moved, decision, *_ = studio.redecide(low, t)               # the slider's change re-decides
         assert moved["threshold"] == t and studio.stricter_button(moved)["visible"] is False
         assert f"threshold {t:.3f}" in decision
     for nothing in (None, {"score": 1.0, "threshold": 0.5}):

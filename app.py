@@ -122,19 +122,18 @@ are from one sitting per speaker, so the model card reports both.
 **Long recordings.** One embedding of a long clip scores higher for every pair, the same speaker or
 not, while the threshold was calibrated mostly on 1-3 s clips. So the default (and ECAPA-small alone) scores a clip
 whose words last 4 s or more in parts of about 2 s, each with an equal share of the words (so that no part is
-only a pause), and a pair gets the mean score over all pairs of parts. On held-out pairs whose clips both hold
-3 s of speech or more, it accepted 6.0 % of the different-speaker pairs (13.4 % before it scored in parts) and
-rejected 4 of the 76 same-speaker ones. For such a pair the result reads the score against those long pairs and says what the
-threshold does there; the result also says where a threshold would let 5 % of those
-different-speaker pairs pass, and a button puts it on the slider. The model card below shows the
-errors by length.
+only a pause), and a pair gets the mean score over all pairs of parts. The model card above shows how
+often the threshold errs on held-out pairs at each length of speech. For a pair whose clips both hold 3 s of
+speech or more, the result reads the score against the held-out pairs that long and says what the threshold
+does there; when a threshold that lets only 5 % of those different-speaker pairs pass is stricter than the
+one in use, it says where that is, and a button puts it on the slider.
 
 **Identification** compares a clip with each enrolled speaker's *voiceprint*: the normalised mean
 of the embeddings of their enrollment clips (more clips, steadier voiceprint). If no voiceprint
-scores above the threshold, the answer is *unknown speaker* (open-set rejection). On held-out
-speakers with 3-clip voiceprints and galleries of 3 to 5 people, the default fusion at its threshold
-identified 94 % of enrolled speakers' clips and took 4 % of unknown speakers' clips for someone enrolled:
-raise it when a stranger must not pass as an enrolled speaker.
+scores above the threshold, the answer is *unknown speaker* (open-set rejection). The model card
+above says how often, at the calibrated threshold, a held-out speaker's clip passes against their own
+voiceprint and how often another person's clip does: raise the threshold when a stranger must not pass
+as an enrolled speaker.
 
 **Enrollment** checks that the clips agree: each new clip is scored against the speaker's other
 clips, and one that scores under the threshold is flagged (it is still added), since another

@@ -297,6 +297,30 @@ def _pct(v) -> str:
         return "n/a"
 
 
+def _identify_row(cal: dict) -> str:
+    """The model-card row for Identify: how the calibrated threshold fares on the stored clip-against-voiceprint
+    trials ("" without them). Read from the checkpoint, so it never goes stale when the file changes.
+
+    >>> _identify_row({"threshold": 1.0, "voiceprints": {"clips_per_print": 3, "speakers": 2,
+    ...     "target_scores": [0.5, 2.0, 3.0, 4.0], "nontarget_scores": [-1.0, 0.0, 1.5, -2.0]}})
+    "| Identify at the threshold | against 3-clip voiceprints of 2 held-out speakers: 75.0 % of each one's own other clips pass, and 25.0 % of other people's clips (same corpus) pass |"
+    """
+    samples = voiceprint_samples(cal)
+    if samples is None or cal.get("threshold") is None:
+        return ""
+    tgt, non, vp = samples
+    try:
+        thr = float(cal["threshold"])
+    except (TypeError, ValueError):
+        return ""
+    n_clips, n_spk = vp.get("clips_per_print"), vp.get("speakers")
+    whose = (f"{n_clips}-clip " if isinstance(n_clips, int) else "") + "voiceprints" + \
+        (f" of {n_spk} held-out speakers" if isinstance(n_spk, int) else " of held-out speakers")
+    return (f"| Identify at the threshold | against {whose}: {100 * np.mean(np.asarray(tgt) >= thr):.1f} % of each "
+            f"one's own other clips pass, and {100 * np.mean(np.asarray(non) >= thr):.1f} % of other people's clips "
+            "(same corpus) pass |")
+
+
 def model_card_markdown(model: Recognizer, model_id: str) -> str:
     """Architecture, training data and dev EER from the checkpoint's metadata (what is there)."""
     meta = dict(model.meta or {})
@@ -340,6 +364,9 @@ def model_card_markdown(model: Recognizer, model_id: str) -> str:
                      f"{model.parts:g} s{share}: a pair's score is the mean over the pairs of parts |")
     if cal.get("eer") is not None:
         lines.append(f"| pooled dev EER | {_pct(100 * float(cal['eer']))} |")
+    identify = _identify_row(cal)
+    if identify:
+        lines.append(identify)
     recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
     epochs_label = "trained epochs (last warm-restart stage)" if recipe.get("init") else "trained epochs"
     rows = (("trained_epochs", epochs_label), ("created", "created"), ("source", "file"))

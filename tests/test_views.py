@@ -196,3 +196,17 @@ def test_an_identify_score_is_read_against_voiceprint_trials():
     for bad in (None, {}, {"voiceprints": "x"}, {"voiceprints": {"target_scores": [1.0]}},
                 {"voiceprints": {"target_scores": ["a"], "nontarget_scores": [1.0]}}):
         assert views.voiceprint_html(bad, 2.2, 1.5) == ""
+
+
+def test_model_card_says_how_identify_fares_at_the_threshold(tmp_path):
+    """The Identify row is read from the checkpoint's own voiceprint trials (so it changes with the file), and is left
+    out when they are missing or malformed."""
+    vp = {"clips_per_print": 3, "speakers": 4, "n_target": 5, "n_nontarget": 4,
+          "target_scores": [0.1, 0.2, 0.5, 0.6, 0.9], "nontarget_scores": [-0.2, 0.0, 0.1, 0.45]}
+    _save(tmp_path / "vp.pt", {"calibration": {"threshold": 0.4, "eer": 0.1, "voiceprints": vp}})
+    card = views.model_card_markdown(api.load_model(tmp_path / "vp.pt"), "vp@x")
+    assert ("| Identify at the threshold | against 3-clip voiceprints of 4 held-out speakers: 60.0 % of each one's "
+            "own other clips pass, and 25.0 % of other people's clips (same corpus) pass |") in card
+    bad = {**vp, "nontarget_scores": "<b>x</b>"}
+    _save(tmp_path / "bad.pt", {"calibration": {"threshold": 0.4, "eer": 0.1, "voiceprints": bad}})
+    assert "Identify at the threshold" not in views.model_card_markdown(api.load_model(tmp_path / "bad.pt"), "b@x")

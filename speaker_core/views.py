@@ -303,7 +303,7 @@ def _identify_row(cal: dict) -> str:
 
     >>> _identify_row({"threshold": 1.0, "voiceprints": {"clips_per_print": 3, "speakers": 2,
     ...     "target_scores": [0.5, 2.0, 3.0, 4.0], "nontarget_scores": [-1.0, 0.0, 1.5, -2.0]}})
-    "| Identify at the threshold | against 3-clip voiceprints of 2 held-out speakers: 75.0 % of a speaker's other clips pass against their voiceprint, and 25.0 % of other people's clips (same corpus) pass |"
+    "| Identify at the threshold | against 3-clip voiceprints of 2 held-out speakers: 75.0 % of 4 clips pass against their own speaker's voiceprint, and 25.0 % of 4 other people's (same corpus) pass |"
     """
     samples = voiceprint_samples(cal)
     if samples is None or cal.get("threshold") is None:
@@ -313,12 +313,13 @@ def _identify_row(cal: dict) -> str:
         thr = float(cal["threshold"])
     except (TypeError, ValueError):
         return ""
+    *_, passing, rejected, n_t, n_n = _reading(vp, tgt, non, thr, thr)
     n_clips, n_spk = vp.get("clips_per_print"), vp.get("speakers")
     whose = (f"{n_clips}-clip " if isinstance(n_clips, int) else "") + "voiceprints" + \
         (f" of {n_spk} held-out speakers" if isinstance(n_spk, int) else " of held-out speakers")
-    own, other = (100 * np.mean(np.asarray(x) >= thr) for x in (tgt, non))
-    return (f"| Identify at the threshold | against {whose}: {own:.1f} % of a speaker's other clips pass against "
-            f"their voiceprint, and {other:.1f} % of other people's clips (same corpus) pass |")
+    return (f"| Identify at the threshold | against {whose}: {100 * (1 - rejected):.1f} % of {n_t:,} clips pass "
+            f"against their own speaker's voiceprint, and {100 * passing:.1f} % of {n_n:,} other people's (same "
+            "corpus) pass |")
 
 
 def model_card_markdown(model: Recognizer, model_id: str) -> str:

@@ -205,8 +205,8 @@ def test_model_card_says_how_identify_fares_at_the_threshold(tmp_path):
           "target_scores": [0.1, 0.2, 0.5, 0.6, 0.9], "nontarget_scores": [-0.2, 0.0, 0.1, 0.45]}
     _save(tmp_path / "vp.pt", {"calibration": {"threshold": 0.4, "eer": 0.1, "voiceprints": vp}})
     card = views.model_card_markdown(api.load_model(tmp_path / "vp.pt"), "vp@x")
-    assert ("| Identify at the threshold | against 3-clip voiceprints of 4 held-out speakers: 60.0 % of a speaker's "
-            "other clips pass against their voiceprint, and 25.0 % of other people's clips (same corpus) pass |") in card
+    assert ("| Identify at the threshold | against 3-clip voiceprints of 4 held-out speakers: 60.0 % of 5 clips pass "
+            "against their own speaker's voiceprint, and 25.0 % of 4 other people's (same corpus) pass |") in card
     bad = {**vp, "nontarget_scores": "<b>x</b>"}
     _save(tmp_path / "bad.pt", {"calibration": {"threshold": 0.4, "eer": 0.1, "voiceprints": bad}})
     assert "Identify at the threshold" not in views.model_card_markdown(api.load_model(tmp_path / "bad.pt"), "b@x")

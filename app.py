@@ -108,7 +108,7 @@ different-speaker pairs scored higher.
 **Quality matters.** Scores from very short (< 2 s), mostly silent or clipped clips are
 unreliable; the app warns about each. **Noise in one clip only** costs the most, and the app cannot
 yet tell it reliably: with noise 20 dB under the speech in one clip of each held-out pair, the
-default rejected 25 % of same-speaker pairs (7 % with both clips clean). Record both clips in
+default rejected 23 % of same-speaker pairs (6 % with both clips clean). Record both clips in
 similar, quiet surroundings. Clips longer than 30 s are truncated. A nearly silent clip
 is rejected outright, and so is a steady tone, hum or noise. **Silence around the words** matters in
 practice: a recording holds more of it than a file cut to the words. Both shipped models cut each

@@ -114,7 +114,7 @@ is rejected outright, and so is a steady tone, hum or noise. **Silence around th
 practice: a recording holds more of it than a file cut to the words. Both shipped models cut each
 edge's silence to 0.2 s and pad every clip with the same 1.5 s of quiet noise before embedding, so
 when one clip of a pair had 1.5 s of quiet before and after the words, the default fusion rejected
-7.0 % of same-speaker pairs on held-out speakers (6.6 % without it; before session 25, when the
+6.6 % of same-speaker pairs on held-out speakers (6.4 % without it; before session 25, when the
 ECAPA-small member kept each clip's own silence: 30.5 %). The silence of a recording also tells its
 room apart, which helps two clips from one sitting and not two from different days: the dev trials
 are from one sitting per speaker, so the model card reports both.

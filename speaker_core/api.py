@@ -20,9 +20,9 @@ from .model import SpeakerModel, config_to_dict
 from .scoring import ScoreNorm, cosine, l2_normalize, part_cut_of, parts_of, score_norm_of, threshold_of
 
 CHECKPOINT_DIR = Path(os.environ.get("SPEAKER_CORE_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
-# The score fusion of both shipped models (0.7 x ecapa-small + 0.3 x speakernet-m, fusion.py): on the dev split its
-# mean per-corpus EER is 6.6 % against ecapa-small's 7.0 % alone, for a second network per /verify
-# (checkpoints/HISTORY.md, rules 29 and 40). SPEAKER_DEFAULT_MODEL=ecapa-small (one model, faster) or speakernet-m (NeMo's
+# The score fusion of both shipped models (0.7 x ecapa-small + 0.3 x speakernet-m, fusion.py): on the dev split it
+# beats either model alone, for a second network per /verify (figures in checkpoints/README.md, the rules behind
+# them in checkpoints/HISTORY.md). SPEAKER_DEFAULT_MODEL=ecapa-small (one model, faster) or speakernet-m (NeMo's
 # classic default) choose another.
 DEFAULT_MODEL = os.environ.get("SPEAKER_DEFAULT_MODEL") or "ecapa-speakernet-fusion"
 

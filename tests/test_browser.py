@@ -141,7 +141,7 @@ def test_cached_example(page):
     if TRAINED and not os.environ.get("SPEAKER_TEST_CHECKPOINTS"):
         assert "Both clips hold at least 3 s of speech" in page.locator("#verify-decision .long-pair").inner_text()
         # under a lowered slider the long-pair threshold is offered; one click puts it on the slider, which
-        # re-decides, and the offer then goes away (at the session-35 default's own threshold it is not stricter)
+        # re-decides, and the offer then goes away (at the session-37 default's own threshold it is not stricter)
         box = page.locator("#verify-threshold input[type=number]")
         box.fill(f"{float(box.get_attribute('min')):.2f}")
         box.press("Enter")

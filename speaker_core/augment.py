@@ -151,6 +151,51 @@ def telephone(wave: torch.Tensor, mode: str = "bandpass") -> torch.Tensor:
     return y.squeeze(0)
 
 
+def peaking_gain(freqs_hz: np.ndarray, f0: float, gain_db: float, q: float, sr: int = SR) -> np.ndarray:
+    """Magnitude response (linear) at ``freqs_hz`` of one peaking-EQ biquad (RBJ cookbook): ``gain_db`` at ``f0``,
+    0 dB far from it, bandwidth set by ``q``.
+
+    >>> g = peaking_gain(np.array([50.0, 1000.0, 7900.0]), 1000.0, 6.0, 1.0)
+    >>> [round(float(20 * np.log10(x)), 1) for x in g]
+    [0.0, 6.0, 0.0]
+    """
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * math.pi * f0 / sr
+    alpha = math.sin(w0) / (2.0 * q)
+    c = math.cos(w0)
+    z1 = np.exp(-1j * 2.0 * math.pi * np.asarray(freqs_hz, dtype=np.float64) / sr)
+    b = (1 + alpha * a) - 2 * c * z1 + (1 - alpha * a) * z1 ** 2
+    d = (1 + alpha / a) - 2 * c * z1 + (1 - alpha / a) * z1 ** 2
+    return np.abs(b / d)
+
+
+def random_eq(wave: torch.Tensor, rng: np.random.RandomState, bands: Sequence[int] = (1, 3),
+              gain_db: Sequence[float] = (-12.0, 12.0), freq_hz: Sequence[float] = (100.0, 7000.0),
+              q: Sequence[float] = (0.5, 3.0)) -> torch.Tensor:
+    """A random microphone/room colouring: a cascade of ``bands`` peaking filters, each with a gain, centre
+    (log-uniform) and Q drawn from the ranges, applied with zero phase in the frequency domain; the RMS is kept.
+
+    Why: every speaker in the pool was recorded in one session, so a model can use the channel's spectral shape
+    as part of the voice; a user enrolls with one device and verifies with another.
+
+    >>> x = random_eq(torch.randn(16000), np.random.RandomState(0))
+    >>> x.shape, bool(torch.isfinite(x).all())
+    (torch.Size([16000]), True)
+    """
+    n = wave.shape[-1]
+    if n == 0:
+        return wave
+    nfft = 1 << (2 * n - 1).bit_length()            # zero padding: the response's ringing does not wrap around
+    f = np.fft.rfftfreq(nfft, 1.0 / SR)
+    mag = np.ones_like(f)
+    for _ in range(rng.randint(bands[0], bands[1] + 1)):
+        f0 = math.exp(rng.uniform(math.log(freq_hz[0]), math.log(freq_hz[1])))
+        qq = math.exp(rng.uniform(math.log(q[0]), math.log(q[1])))
+        mag *= peaking_gain(f, f0, rng.uniform(*gain_db), qq)
+    y = torch.fft.irfft(torch.fft.rfft(wave, nfft) * torch.from_numpy(mag.astype(np.float32)), nfft)[:n]
+    return y * (_rms(wave) / _rms(y))
+
+
 def synthetic_rir(rng: np.random.RandomState, rt60: float, sr: int = SR, max_len: float = 0.6) -> torch.Tensor:
     """Exponentially decaying Gaussian noise (energy falls 60 dB in ``rt60`` s) after a unit direct path."""
     n = max(8, int(min(rt60, max_len) * sr))
@@ -177,7 +222,8 @@ def reverb(wave: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
 # the training-time pipeline
 # --------------------------------------------------------------------------------------------
 class Augmenter:
-    """Random chain: quiet edges -> speed -> reverb -> telephone -> noise -> gain, each with its own probability.
+    """Random chain: quiet edges -> speed -> reverb -> telephone -> EQ -> noise -> gain, each with its own
+    probability (``p_eq``, ``random_eq``, is 0 unless set: it came in rule 57).
 
     Quiet edges: a recording made in the app has silence before and after the words, which statistics pooling
     averages in (1.5 s of -50 dBFS noise around each dev clip took the session-6 model's mean EER from 9.85 % to
@@ -194,8 +240,10 @@ class Augmenter:
                  p_gain: float = 0.5, gain_db: Sequence[float] = (-6.0, 6.0),
                  p_telephone: float = 0.15, p_reverb: float = 0.25, rt60: Sequence[float] = (0.15, 0.8),
                  p_edges: float = 0.0, edge_max: float = 0.35, edge_db: Sequence[float] = (-75.0, -40.0),
+                 p_eq: float = 0.0, eq_db: Sequence[float] = (-12.0, 12.0),
                  babble_source: Optional[Callable[[np.random.RandomState], np.ndarray]] = None):
         self.p_edges, self.edge_max, self.edge_db = p_edges, edge_max, tuple(edge_db)
+        self.p_eq, self.eq_db = p_eq, tuple(eq_db)
         self.p_noise, self.snr_db, self.noise_kinds = p_noise, tuple(snr_db), tuple(noise_kinds)
         self.p_speed, self.speeds = p_speed, tuple(speeds)
         self.p_gain, self.gain_db = p_gain, tuple(gain_db)
@@ -227,6 +275,8 @@ class Augmenter:
             x = reverb(x, synthetic_rir(rng, rng.uniform(*self.rt60)))
         if rng.rand() < self.p_telephone:
             x = telephone(x, "bandpass" if rng.rand() < 0.5 else "8k")
+        if self.p_eq and rng.rand() < self.p_eq:   # no draw when off: older seeded runs stay the same
+            x = random_eq(x, rng, gain_db=self.eq_db)
         if rng.rand() < self.p_noise:
             x = add_noise(x, self.noise(n, rng), rng.uniform(*self.snr_db))
         if rng.rand() < self.p_gain:
@@ -289,7 +339,9 @@ class BatchAugmenter:
     def from_config(cls, cfg: Optional[dict]) -> Optional["BatchAugmenter"]:
         if not cfg or not cfg.get("enabled", True) or cfg.get("mode", "clip") != "batch":
             return None
-        return cls(**{k: v for k, v in cfg.items() if k not in ("enabled", "mode")})
+        if cfg.get("p_eq"):
+            raise ValueError("augment.p_eq (random EQ) runs in the per-clip chain only: augment.mode clip")
+        return cls(**{k: v for k, v in cfg.items() if k not in ("enabled", "mode", "p_eq", "eq_db")})
 
     @staticmethod
     def _u(g: torch.Generator, n: int, lo: float, hi: float, device) -> torch.Tensor:

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from speaker_core.augment import (Augmenter, BatchAugmenter, add_noise, babble_noise, colored_noise, gain,
-                                  quiet_edges, quiet_pad, reverb, speed_perturb, synthetic_rir, telephone)
+                                  peaking_gain, quiet_edges, quiet_pad, random_eq, reverb, speed_perturb,
+                                  synthetic_rir, telephone)
 
 N = 16000 * 2
 
@@ -62,6 +63,40 @@ def test_augmenter_seeded():
     c = aug(x, np.random.RandomState(4))
     assert a.shape == x.shape and torch.isfinite(a).all() and a.abs().max() <= 1.0
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_peaking_gain_is_the_gain_at_the_centre_and_flat_far_away():
+    f = np.array([20.0, 500.0, 2000.0, 7990.0])
+    db = 20 * np.log10(peaking_gain(f, 500.0, -9.0, 2.0))
+    assert abs(db[1] + 9.0) < 1e-6 and abs(db[0]) < 0.1 and abs(db[2]) < 0.6 and abs(db[3]) < 0.05
+
+
+def test_random_eq_colours_the_spectrum_and_keeps_the_level():
+    w = colored_noise(N, np.random.RandomState(0), 0.0)
+    y = random_eq(w, np.random.RandomState(5), bands=(2, 2), gain_db=(12.0, 12.0))
+    assert y.shape == w.shape and torch.isfinite(y).all()
+    assert abs(float(y.pow(2).mean().sqrt() / w.pow(2).mean().sqrt()) - 1.0) < 1e-4
+    # two +12 dB peaks with the level kept: some band rises and some falls by several dB
+    edges = np.geomspace(100, 7000, 9)
+    f = torch.fft.rfftfreq(N, 1 / 16000).numpy()
+    band = lambda x: np.array([float(torch.fft.rfft(x).abs().pow(2).numpy()[(f >= lo) & (f < hi)].mean())
+                               for lo, hi in zip(edges[:-1], edges[1:])])
+    change = 10 * np.log10(band(y) / band(w))
+    assert change.max() > 3.0 and change.min() < -1.0 and change.max() - change.min() > 6.0
+    # seeded, and a 0 dB cascade is the identity
+    assert torch.equal(y, random_eq(w, np.random.RandomState(5), bands=(2, 2), gain_db=(12.0, 12.0)))
+    assert torch.allclose(random_eq(w, np.random.RandomState(1), gain_db=(0.0, 0.0)), w, atol=1e-5)
+
+
+def test_augmenter_eq_only_when_asked():
+    x = _speech_like()
+    off = Augmenter(p_noise=0.0, p_speed=0.0, p_gain=0.0, p_telephone=0.0, p_reverb=0.0)
+    on = Augmenter(p_noise=0.0, p_speed=0.0, p_gain=0.0, p_telephone=0.0, p_reverb=0.0, p_eq=1.0)
+    assert torch.equal(off(x, np.random.RandomState(0)), x)
+    y = on(x, np.random.RandomState(0))
+    assert y.shape == x.shape and not torch.allclose(y, x, atol=1e-3)
+    with pytest.raises(ValueError, match="per-clip"):
+        BatchAugmenter.from_config({"mode": "batch", "p_eq": 0.5})
 
 
 def _batch(device, b=6):

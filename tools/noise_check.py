@@ -11,6 +11,11 @@
 
 With ``--pairs T``: rule 51's pair warning instead (tools/rules/rule51.txt), with rule 50's T: how often it fires on
 dev trials, clean and with the second clip noisy, and on the app's example pairs. Embeds nothing.
+
+With ``--channel``: rule 57's check (tools/rules/rule57.txt) instead: the second clip of every trial through each of
+``CHANNELS``, fixed microphone/line colourings made with torchaudio's causal biquads, none of them a draw of the
+training chain's ``augment.random_eq`` (zero-phase peaking bands); "phone" is the training chain's telephone band
+(in every recipe since session 1), reported alone. Prints the pooled EER per channel and the held-out mean.
 """
 from __future__ import annotations
 
@@ -34,6 +39,36 @@ from speaker_core.evaluate import (embed_parts, embed_waves, evaluate_embeddings
 from speaker_core.scoring import part_cut_of, parts_of, score_norm_of  # noqa: E402
 
 LEVELS = (20, 15, 10, 5, 0)
+
+
+def _channel(name: str, x: torch.Tensor) -> torch.Tensor:
+    import torchaudio.functional as AF
+    from speaker_core.augment import telephone
+    sr = 16000
+    if name == "muffled":      # cloth over the microphone, a cheap headset: 24 dB/octave above 2 kHz
+        return AF.lowpass_biquad(AF.lowpass_biquad(x, sr, 2000.0), sr, 2000.0)
+    if name == "thin":         # a small speaker or mic with no bass: 24 dB/octave below 600 Hz
+        return AF.highpass_biquad(AF.highpass_biquad(x, sr, 600.0), sr, 600.0)
+    if name == "tilted":       # a laptop microphone: bass shelved down 12 dB, presence up 8 dB
+        return AF.treble_biquad(AF.bass_biquad(x, sr, -12.0, 300.0), sr, 8.0, 4000.0)
+    if name == "phone":
+        return telephone(x, "bandpass")
+    raise ValueError(name)
+
+
+CHANNELS = ("muffled", "thin", "tilted", "phone")
+HELD_OUT = ("muffled", "thin", "tilted")
+
+
+def through(waves, name: str) -> list[np.ndarray]:
+    """Each wave through channel ``name``, at its own RMS again (the colouring alone, not a level change)."""
+    out = []
+    for w in waves:
+        x = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+        y = _channel(name, x)
+        y = y * (x.pow(2).mean().sqrt() / y.pow(2).mean().clamp_min(1e-20).sqrt())
+        out.append(y.clamp(-1.0, 1.0).numpy().astype(np.float32))
+    return out
 
 
 def snr_db(wave: np.ndarray) -> float:
@@ -112,6 +147,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=float, default=None, metavar="T", help="rule 51 with this T (rule 50's)")
     ap.add_argument("--music", action="store_true", help="information only: Gradio's sample music as the noise, "
                     "at 20 and 10 dB, instead of the rule's white noise and babble; no T, no bars")
+    ap.add_argument("--channel", action="store_true", help="rule 57: the second clip through fixed channel "
+                    "colourings instead of noise; no T")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.pairs is not None:
@@ -135,18 +172,26 @@ def main() -> None:
 
     emb, pa = embed(waves)
     rows = {}
-    for level in (None,) + ((20, 10) if a.music else LEVELS):
-        wb = waves if level is None else noisy(waves, level, sources, music=a.music)
+    conditions = CHANNELS if a.channel else (20, 10) if a.music else LEVELS
+    for level in (None,) + conditions:
+        wb = waves if level is None else through(waves, level) if a.channel else noisy(waves, level, sources,
+                                                                                        music=a.music)
         eb, pb = (emb, pa) if level is None else embed(wb)
         res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=eb, parts=pa, parts_b=pb)
         pt, pn = scores["pooled"]
         rows[level] = (100 * np.mean(pt < thr), 100 * np.mean(pn >= thr), res["pooled"]["eer"],
                        res["mean_set_eer"], np.median([snr_db(w) for w in wb]))
         fr, fa, eer, mean, med = rows[level]
-        print(f"second clip {'clean' if level is None else f'at {level:2d} dB'}{' (music)' if a.music and level else ''}: FR {fr:5.2f} %  FA {fa:5.2f} %  "
+        what = ('clean' if level is None else f'{level:>7s}' if a.channel else f'at {level:2d} dB'
+                + (' (music)' if a.music else ''))
+        print(f"second clip {what}: FR {fr:5.2f} %  FA {fa:5.2f} %  "
               f"pooled EER {eer:5.2f}  mean EER {mean:5.2f}  median snr_db {med:5.1f}  ({time.time() - t0:.0f} s)",
               flush=True)
-    if a.music:
+    if a.channel:
+        held = [rows[c][2] for c in HELD_OUT]
+        print(f"held-out channels ({', '.join(HELD_OUT)}): mean pooled EER {np.mean(held):.2f} "
+              f"(clean {rows[None][2]:.2f})")
+    if a.music or a.channel:
         return
     fr0 = rows[None][0]
     doubled = [lv for lv in LEVELS if rows[lv][0] >= 2 * fr0]

@@ -16,6 +16,8 @@ With ``--channel``: rule 57's check (tools/rules/rule57.txt) instead: the second
 ``CHANNELS``, fixed microphone/line colourings made with torchaudio's causal biquads, none of them a draw of the
 training chain's ``augment.random_eq`` (zero-phase peaking bands); "phone" is the training chain's telephone band
 (in every recipe since session 1), reported alone. Prints the pooled EER per channel and the held-out mean.
+``--both`` puts the first clip through the same channel too (information only): what matching the other clip's
+band would recover.
 """
 from __future__ import annotations
 
@@ -149,6 +151,8 @@ def main() -> None:
                     "at 20 and 10 dB, instead of the rule's white noise and babble; no T, no bars")
     ap.add_argument("--channel", action="store_true", help="rule 57: the second clip through fixed channel "
                     "colourings instead of noise; no T")
+    ap.add_argument("--both", action="store_true", help="with --channel: both clips through the channel (a "
+                    "matched pair, as if the other clip had been band-limited to match), information only")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.pairs is not None:
@@ -177,7 +181,8 @@ def main() -> None:
         wb = waves if level is None else through(waves, level) if a.channel else noisy(waves, level, sources,
                                                                                         music=a.music)
         eb, pb = (emb, pa) if level is None else embed(wb)
-        res, scores = evaluate_embeddings(emb, trials, norm=norm, emb_b=eb, parts=pa, parts_b=pb)
+        ea, paa = (eb, pb) if a.both else (emb, pa)
+        res, scores = evaluate_embeddings(ea, trials, norm=norm, emb_b=eb, parts=paa, parts_b=pb)
         pt, pn = scores["pooled"]
         rows[level] = (100 * np.mean(pt < thr), 100 * np.mean(pn >= thr), res["pooled"]["eer"],
                        res["mean_set_eer"], np.median([snr_db(w) for w in wb]))

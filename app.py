@@ -110,9 +110,10 @@ unreliable; the app warns about each. **Noise or a different microphone in one c
 most, and the app cannot yet tell either reliably: with noise 20 dB under the speech in one clip of
 each held-out pair, the default rejected 23 % of same-speaker pairs, and with one clip muffled (its
 sound above 2 kHz cut away, as by a cheap headset) 36 % (6 % with both clips clean). Record both
-clips with the same microphone, in similar, quiet surroundings. Clips longer than 30 s are truncated. A nearly silent clip
-is rejected outright, and so is a steady tone, hum or noise. **Silence around the words** matters in
-practice: a recording holds more of it than a file cut to the words. Both shipped models cut each
+clips with the same microphone, in similar, quiet surroundings. Clips longer than 30 s are
+truncated. A nearly silent clip is rejected outright, and so is a steady tone, hum or noise.
+**Silence around the words** matters in practice: a recording holds more of it than a file cut to
+the words. Both shipped models cut each
 edge's silence to 0.2 s and pad every clip with the same 1.5 s of quiet noise before embedding, so
 when one clip of a pair had 1.5 s of quiet before and after the words, the default fusion rejected
 6.6 % of same-speaker pairs on held-out speakers (6.4 % without it; before session 25, when the

@@ -189,7 +189,7 @@ def main() -> None:
         fr, fa, eer, mean, med = rows[level]
         what = ('clean' if level is None else f'{level:>7s}' if a.channel else f'at {level:2d} dB'
                 + (' (music)' if a.music else ''))
-        print(f"second clip {what}: FR {fr:5.2f} %  FA {fa:5.2f} %  "
+        print(f"{'both clips' if a.both and level else 'second clip'} {what}: FR {fr:5.2f} %  FA {fa:5.2f} %  "
               f"pooled EER {eer:5.2f}  mean EER {mean:5.2f}  median snr_db {med:5.1f}  ({time.time() - t0:.0f} s)",
               flush=True)
     if a.channel:
